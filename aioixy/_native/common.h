@@ -1,0 +1,51 @@
+/* Shared definitions for the aioixy native core.
+ *
+ * Everything in aioixy/_native is C11 and must build with -Wall -Wextra -Werror.
+ * Error reporting: functions return 0 / a positive count on success and a negative
+ * AIOIXY_E* code on failure, after recording a human-readable message with
+ * aioixy_set_error(); Python turns (code, message) into a specific exception.
+ */
+#ifndef AIOIXY_COMMON_H
+#define AIOIXY_COMMON_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AIOIXY_CACHE_LINE 64
+#define AIOIXY_CACHE_ALIGNED __attribute__((aligned(AIOIXY_CACHE_LINE)))
+
+#define aioixy_likely(x) __builtin_expect(!!(x), 1)
+#define aioixy_unlikely(x) __builtin_expect(!!(x), 0)
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define aioixy_cpu_relax() _mm_pause()
+#else
+#define aioixy_cpu_relax() atomic_signal_fence(memory_order_seq_cst)
+#endif
+
+/* Error codes (negated when returned). Python maps each to an exception class. */
+enum aioixy_err {
+    AIOIXY_OK = 0,
+    AIOIXY_EINVAL = 1,      /* bad option / argument */
+    AIOIXY_ENODEV = 2,      /* unknown device, no such PCI address, unsupported ids */
+    AIOIXY_EBUSY = 3,       /* device busy: in use, or carries host traffic (needs force) */
+    AIOIXY_ENOHUGE = 4,     /* no (or not enough) hugepages reserved */
+    AIOIXY_EPERM = 5,       /* not permitted: not root / missing capability */
+    AIOIXY_ENOMEM = 6,      /* out of memory (heap or DMA) */
+    AIOIXY_EIO = 7,         /* I/O error talking to the device or sysfs */
+    AIOIXY_ETIMEDOUT = 8,   /* device did not respond in time (reset, link, queue enable) */
+    AIOIXY_EDEVICE = 9,     /* device reported/was caught in an error state (e.g. model fault) */
+};
+
+/* Record an error for the calling thread and return -code (so callers can
+ * `return aioixy_set_error(AIOIXY_EINVAL, "...")`). Thread-local storage. */
+int aioixy_set_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The last error message / code recorded on this thread ("" / 0 if none). */
+const char *aioixy_last_error(void);
+int aioixy_last_errcode(void);
+void aioixy_clear_error(void);
+
+#endif

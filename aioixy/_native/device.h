@@ -1,0 +1,107 @@
+/* The device interface every driver implements (null, pair, virtio, ixgbe, the 82599 model).
+ *
+ * Threading contract (the poller layer guarantees it):
+ *  - rx_batch(dev, q, ...) is only ever called by the poller thread of rx queue q;
+ *  - tx_batch(dev, q, ...) only by the poller thread of tx queue q (which may be the same
+ *    thread as rx queue q: one poller per queue index drives both directions);
+ *  - read_stats / link_status / set_promisc may be called from any other thread concurrently
+ *    with the pollers: drivers protect whatever they share with a mutex (never on rx/tx);
+ *  - close is called once, after every poller has been joined.
+ * No heap allocation and no syscalls on rx_batch / tx_batch except device notifications
+ * (e.g. a virtio queue notify or an MMIO tail write).
+ */
+#ifndef AIOIXY_DEVICE_H
+#define AIOIXY_DEVICE_H
+
+#include "common.h"
+#include "dma.h"
+#include "mempool.h"
+
+#define AIOIXY_MAX_QUEUES 16
+#define AIOIXY_MAX_BATCH 512
+
+/* Open-time configuration, filled by the port layer from the Python options. */
+struct aioixy_dev_config {
+    uint16_t rx_queues;        /* >= 1 */
+    uint16_t tx_queues;        /* >= 1 */
+    uint32_t rx_descs;         /* device rx ring size (descriptors); 0 = driver default */
+    uint32_t tx_descs;         /* device tx ring size; 0 = driver default */
+    uint32_t pool_bufs;        /* buffers per queue mempool; 0 = default */
+    uint32_t buf_size;         /* buffer size, power of two; 0 = 2048 */
+    uint32_t link_timeout_ms;  /* how long open() waits for link (hardware); 0 = default 10 s */
+    bool force;                /* take a NIC even though its interface is up with addresses */
+    bool promisc;              /* start in promiscuous mode */
+    bool vfio;                 /* prefer VFIO when the device is bound to vfio-pci */
+    /* software devices */
+    uint32_t pkt_size;         /* null: generated frame size (60..data room), 0 = 60 */
+    bool flow_control;         /* pair: a full wire pushes back on the sender instead of dropping */
+    /* free-form "key=value,key=value" driver options (e.g. "rate=1000" or model wiring) */
+    const char *options;
+};
+
+struct aioixy_dev_stats {
+    /* cumulative since open; hardware counters where the device has them */
+    uint64_t rx_packets, rx_bytes;
+    uint64_t tx_packets, tx_bytes;
+    uint64_t rx_missed;   /* dropped by the device for lack of rx descriptors / buffers */
+    uint64_t rx_errors;
+    uint64_t tx_errors;
+};
+
+struct aioixy_link {
+    bool up;
+    uint32_t speed_mbps;  /* 0 when unknown / down */
+};
+
+struct aioixy_dev;
+
+struct aioixy_dev_ops {
+    const char *driver; /* "null", "pair", "virtio", "ixgbe", ... */
+    /* Receive up to n packets into bufs (the driver refills its ring from its rx mempool).
+     * Ownership of the returned buffers passes to the caller. Returns the count (0..n). */
+    uint32_t (*rx_batch)(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n);
+    /* Queue up to n packets for transmit; returns how many were accepted (a prefix of bufs).
+     * Accepted buffers belong to the driver, which frees them (to their home pools) once sent.
+     * Also reclaims completed transmissions. Called with n == 0 just to reclaim. */
+    uint32_t (*tx_batch)(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n);
+    void (*read_stats)(struct aioixy_dev *dev, struct aioixy_dev_stats *out);
+    void (*link_status)(struct aioixy_dev *dev, struct aioixy_link *out);
+    int (*set_promisc)(struct aioixy_dev *dev, bool on);   /* 0 or -AIOIXY_E* */
+    /* Stop the device, return every buffer it holds to its pool, release its pools
+     * (aioixy_dev_release_pools) and free dev itself. */
+    void (*close)(struct aioixy_dev *dev);
+};
+
+struct aioixy_dev {
+    const struct aioixy_dev_ops *ops;
+    char name[96];            /* what the user passed to open */
+    char driver[16];
+    uint16_t num_rx_queues, num_tx_queues;
+    uint8_t mac[6];
+    bool promisc;
+    struct aioixy_dma_ctx dma;
+    /* one pool per queue index (max(rx, tx) queues), created by the driver with
+     * aioixy_dev_create_pools() once its DMA context is ready */
+    uint16_t num_pools;
+    struct aioixy_mempool *pools[AIOIXY_MAX_QUEUES];
+};
+
+/* Open a device by name: "null", "null:<opts>", "pair:<name>", a PCI address
+ * "0000:01:00.0" (driver chosen from vendor/device ids), "sim-82599:<...>".
+ * On success *out is a fully initialized device (link may still be coming up). */
+int aioixy_dev_open(const char *name, const struct aioixy_dev_config *cfg, struct aioixy_dev **out);
+
+/* Helpers for drivers */
+int aioixy_dev_create_pools(struct aioixy_dev *dev, const struct aioixy_dev_config *cfg);
+void aioixy_dev_release_pools(struct aioixy_dev *dev);
+/* Look up "key" in a "k=v,k=v" option string; copies the value. Returns true if present. */
+bool aioixy_opt_get(const char *options, const char *key, char *val, size_t val_len);
+
+/* Driver entry points (each in its own file). Same contract as aioixy_dev_open. */
+int aioixy_null_open(const char *name, const struct aioixy_dev_config *cfg, struct aioixy_dev **out);
+int aioixy_pair_open(const char *name, const struct aioixy_dev_config *cfg, struct aioixy_dev **out);
+int aioixy_virtio_open(const char *pci_addr, const struct aioixy_dev_config *cfg, struct aioixy_dev **out);
+int aioixy_ixgbe_open(const char *pci_addr, const struct aioixy_dev_config *cfg, struct aioixy_dev **out);
+int aioixy_sim82599_open(const char *name, const struct aioixy_dev_config *cfg, struct aioixy_dev **out);
+
+#endif

@@ -1,0 +1,51 @@
+/* DMA-able memory: one interface, three providers.
+ *
+ *  DMA_ANON      plain anonymous memory, IOVA == virtual address. For software devices and
+ *                device models (the 82599 model DMAs with IOVA = VA), never for real hardware.
+ *  DMA_HUGEPAGE  2 MiB hugepages (MAP_HUGETLB), mlocked, IOVA = physical address read from
+ *                /proc/self/pagemap. Needs root (CAP_SYS_ADMIN to see PFNs) and reserved
+ *                hugepages; a region that must be contiguous is refused if its pages are not.
+ *  DMA_VFIO      hugepage-backed memory mapped into a VFIO container with
+ *                VFIO_IOMMU_MAP_DMA, IOVA = virtual address.
+ */
+#ifndef AIOIXY_DMA_H
+#define AIOIXY_DMA_H
+
+#include "common.h"
+
+#define AIOIXY_HUGEPAGE_SIZE (2u * 1024u * 1024u)
+
+enum aioixy_dma_kind { DMA_ANON = 0, DMA_HUGEPAGE = 1, DMA_VFIO = 2 };
+
+/* Per-device DMA context: which provider, and for VFIO the container fd. */
+struct aioixy_dma_ctx {
+    enum aioixy_dma_kind kind;
+    int vfio_container_fd; /* DMA_VFIO only, else -1 */
+};
+
+struct aioixy_dma_mem {
+    void *virt;        /* start of the region */
+    uint64_t iova;     /* bus address of virt (meaningful for the whole region only if contiguous) */
+    size_t size;       /* usable size requested (rounded up) */
+    /* private to dma.c */
+    size_t map_size;
+    enum aioixy_dma_kind kind;
+    int vfio_container_fd;
+    bool contiguous;
+};
+
+/* Allocate `size` bytes (zeroed). If `contiguous`, the whole region must be IOVA-contiguous
+ * (always true for ANON and VFIO; for HUGEPAGE, sizes > 2 MiB are checked page by page and
+ * refused with AIOIXY_ENOMEM if not contiguous). Returns 0 or -AIOIXY_E*. */
+int aioixy_dma_alloc(const struct aioixy_dma_ctx *ctx, size_t size, bool contiguous,
+                     struct aioixy_dma_mem *out);
+void aioixy_dma_free(struct aioixy_dma_mem *mem);
+
+/* IOVA of an arbitrary address inside a region from aioixy_dma_alloc (pagemap lookup for
+ * HUGEPAGE, identity for ANON/VFIO). Returns 0 on failure (address 0 is never valid DMA). */
+uint64_t aioixy_dma_iova(const struct aioixy_dma_mem *mem, const void *addr);
+
+/* Translate any mlocked virtual address through /proc/self/pagemap (0 on failure). */
+uint64_t aioixy_virt_to_phys(const void *addr);
+
+#endif

@@ -1,0 +1,70 @@
+/* Packet buffer pool.
+ *
+ * A pool is one DMA region cut into fixed-size buffers (power of two, default 2048 B, so a
+ * buffer never straddles a 2 MiB hugepage). Each buffer starts with struct aioixy_pkt_buf
+ * (64 bytes) followed by the packet data; the bytes just before `data` (headroom) are free
+ * for drivers (e.g. the virtio-net header).
+ *
+ * Thread safety: alloc/free are bulk operations under a small spinlock held for a few
+ * dozen instructions, because buffers legitimately cross threads: rx poller -> Python ->
+ * another port's tx poller frees them after transmit. One lock round per batch, never per
+ * packet. No heap allocation after create.
+ *
+ * Lifetime: the pool is reference counted by its owner. aioixy_mempool_release() drops the
+ * owner's reference; the memory is freed only once every buffer is back (so a batch still
+ * held in Python, or a buffer in flight in another port's tx ring, can never dangle).
+ */
+#ifndef AIOIXY_MEMPOOL_H
+#define AIOIXY_MEMPOOL_H
+
+#include "common.h"
+#include "dma.h"
+
+#define AIOIXY_PKT_HEADER 64u          /* sizeof(struct aioixy_pkt_buf) */
+#define AIOIXY_DEFAULT_BUF_SIZE 2048u
+
+struct aioixy_mempool;
+
+struct aioixy_pkt_buf {
+    uint64_t iova;                /* bus address of this struct; data is at iova + 64 */
+    struct aioixy_mempool *pool;  /* home pool */
+    uint32_t idx;                 /* index in the pool */
+    uint32_t len;                 /* packet length in bytes (data[0..len)) */
+    uint64_t user;                /* free for the current owner (e.g. sequence, timestamp) */
+    uint8_t headroom[32];         /* drivers may write metadata right before data */
+    uint8_t data[];               /* 64-byte aligned packet data */
+};
+_Static_assert(sizeof(struct aioixy_pkt_buf) == AIOIXY_PKT_HEADER, "pkt_buf header must be 64 B");
+
+/* Create a pool of `num_bufs` buffers of `buf_size` bytes (power of two, 512..65536, and at
+ * most the hugepage size) in memory from `ctx`. Returns NULL with the error set. */
+struct aioixy_mempool *aioixy_mempool_create(const struct aioixy_dma_ctx *ctx, uint32_t num_bufs,
+                                             uint32_t buf_size);
+/* Drop the owner's reference (see Lifetime above). */
+void aioixy_mempool_release(struct aioixy_mempool *pool);
+
+/* Take up to n buffers (all-or-nothing: returns n or 0). len is set to 0. */
+uint32_t aioixy_mempool_alloc_bulk(struct aioixy_mempool *pool, struct aioixy_pkt_buf **bufs,
+                                   uint32_t n);
+/* Return n buffers to their home pools (they may come from different pools). */
+void aioixy_mempool_free_bulk(struct aioixy_pkt_buf *const *bufs, uint32_t n);
+
+struct aioixy_pkt_buf *aioixy_mempool_alloc(struct aioixy_mempool *pool);
+void aioixy_mempool_free(struct aioixy_pkt_buf *buf);
+
+uint32_t aioixy_mempool_free_count(const struct aioixy_mempool *pool);
+uint32_t aioixy_mempool_size(const struct aioixy_mempool *pool);
+uint32_t aioixy_mempool_buf_size(const struct aioixy_mempool *pool);
+/* Capacity of buf->data (buf_size - 64). */
+uint32_t aioixy_mempool_data_room(const struct aioixy_mempool *pool);
+
+/* Number of pools alive in the process (created and not yet destroyed): lets tests prove that
+ * closing a port frees all native memory. */
+uint32_t aioixy_mempool_live_count(void);
+
+static inline uint64_t aioixy_pkt_data_iova(const struct aioixy_pkt_buf *b)
+{
+    return b->iova + AIOIXY_PKT_HEADER;
+}
+
+#endif

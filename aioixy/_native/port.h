@@ -1,0 +1,96 @@
+/* Ports, queues and poller threads: the native half of the asyncio hand-off.
+ *
+ * A port is an open device plus, for each queue index q, one poller thread that
+ *   - pulls rx batches from the device and enqueues them on rx_ring[q] (to Python); if the ring
+ *     is full the batch tail is dropped and counted in rx_dropped (a NIC does the same), unless
+ *     the port was opened with overflow=PAUSE, in which case the poller only pulls as many
+ *     packets as fit, leaving the rest to the device's own flow control;
+ *   - dequeues tx_ring[q] (from Python) and hands the packets to the device; packets the device
+ *     does not accept yet stay pending in the poller (backpressure reaches Python when
+ *     tx_ring[q] fills up);
+ *   - reclaims transmitted buffers (the driver's tx_batch does it);
+ *   - wakes the event loop through the queue's eventfd ONLY when Python has announced that it
+ *     is about to wait (aioixy_queue_prepare_wait). A busy consumer costs no syscalls.
+ *
+ * Wait protocol (Dekker style, both sides use seq_cst fences):
+ *   consumer: store waiting=1; fence; re-check the ring; if still nothing -> sleep on eventfd
+ *   producer: publish to the ring; fence; if waiting: exchange(waiting, 0) and write eventfd.
+ *
+ * Idle strategy: busy poll while there is work; after `idle_spin` empty rounds spin with
+ * cpu_relax for `idle_pause` rounds, then nanosleep, doubling from idle_sleep_min_us up to
+ * idle_sleep_max_us. Any work resets to busy polling.
+ */
+#ifndef AIOIXY_PORT_H
+#define AIOIXY_PORT_H
+
+#include "common.h"
+#include "device.h"
+#include "ring.h"
+
+enum aioixy_overflow { AIOIXY_OVERFLOW_DROP = 0, AIOIXY_OVERFLOW_PAUSE = 1 };
+
+struct aioixy_port_config {
+    struct aioixy_dev_config dev;
+    uint32_t batch_size;        /* packets per device call, 1..AIOIXY_MAX_BATCH */
+    uint32_t rx_ring_size;      /* poller -> Python ring, power of two */
+    uint32_t tx_ring_size;      /* Python -> poller ring, power of two */
+    int overflow;               /* enum aioixy_overflow */
+    uint32_t idle_spin;         /* empty rounds of pure busy polling */
+    uint32_t idle_pause;        /* further empty rounds with cpu_relax */
+    uint32_t idle_sleep_min_us; /* first sleep */
+    uint32_t idle_sleep_max_us; /* sleep cap (0 = never sleep: pure busy polling) */
+    int cpus[AIOIXY_MAX_QUEUES];/* CPU to pin queue q's poller to, -1 = not pinned */
+    bool rx_enabled;            /* false: pollers never pull rx (tx-only ports) */
+};
+
+/* Per-queue counters, maintained by the poller (single writer, relaxed atomics) and the
+ * Python side (its own counters). */
+struct aioixy_queue_stats {
+    uint64_t rx_packets, rx_bytes;   /* delivered into rx_ring */
+    uint64_t rx_dropped;             /* pulled from the device but rx_ring was full */
+    uint64_t tx_packets, tx_bytes;   /* accepted by the device */
+    uint64_t tx_dropped;             /* refused for good (e.g. link down on a software wire) */
+    uint64_t wakeups;                /* eventfd writes */
+    uint64_t rx_batches, tx_batches; /* non-empty device calls */
+    uint64_t idle_sleeps;            /* nanosleeps taken while idle */
+    uint32_t rx_ring_used, tx_ring_used, tx_pending;
+    uint32_t pool_free, pool_size;
+};
+
+struct aioixy_port;
+
+/* Open the device and start one poller per queue index. 0 or -AIOIXY_E* (error message set). */
+int aioixy_port_open(const char *device, const struct aioixy_port_config *cfg, struct aioixy_port **out);
+/* Stop and join the pollers, return every buffer held in rings to its pool, close the device
+ * and free the port. Buffers still held by Python stay valid (their pool outlives the port
+ * until they are freed). */
+void aioixy_port_close(struct aioixy_port *port);
+
+uint16_t aioixy_port_num_queues(const struct aioixy_port *port); /* max(rx, tx) */
+struct aioixy_dev *aioixy_port_dev(struct aioixy_port *port);
+
+/* Python side, event-loop thread only (one consumer / producer per queue). */
+uint32_t aioixy_rx_dequeue(struct aioixy_port *port, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n);
+uint32_t aioixy_tx_enqueue(struct aioixy_port *port, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n);
+/* Announce the intention to sleep until rx data (want_rx) and/or tx space (want_tx) is there.
+ * Returns 1 if the condition is already true (do not sleep; the flag is withdrawn), else 0:
+ * the poller will write the eventfd once it is. */
+int aioixy_queue_prepare_wait(struct aioixy_port *port, uint16_t q, bool want_rx, bool want_tx);
+/* Withdraw a wait announcement (e.g. the waiting coroutine was cancelled). */
+void aioixy_queue_cancel_wait(struct aioixy_port *port, uint16_t q);
+int aioixy_queue_eventfd(const struct aioixy_port *port, uint16_t q);
+
+void aioixy_queue_stats(struct aioixy_port *port, uint16_t q, struct aioixy_queue_stats *out);
+void aioixy_port_dev_stats(struct aioixy_port *port, struct aioixy_dev_stats *out);
+void aioixy_port_link(struct aioixy_port *port, struct aioixy_link *out);
+int aioixy_port_set_promisc(struct aioixy_port *port, bool on);
+
+/* Fresh buffers from queue q's pool, each with len = `len` and zeroed data.
+ * All-or-nothing: returns n or 0. */
+uint32_t aioixy_port_alloc(struct aioixy_port *port, uint16_t q, struct aioixy_pkt_buf **bufs,
+                           uint32_t n, uint32_t len);
+
+/* Set the defaults into *cfg (batch 64, rings 1024, idle 64 spins / 256 pauses / 10..500 us). */
+void aioixy_port_config_defaults(struct aioixy_port_config *cfg);
+
+#endif

@@ -86,22 +86,35 @@ struct aioixy_dev {
     struct aioixy_mempool *pools[AIOIXY_MAX_QUEUES];
 };
 
-/* Open a device by name: "null", "null:<opts>", "pair:<name>", a PCI address
+/* Open a device by name: "null", "null:<opts>", "pair:<name>:<end>", a PCI address
  * "0000:01:00.0" (driver chosen from vendor/device ids), "sim-82599:<...>".
  * On success *out is a fully initialized device (link may still be coming up). */
 int aioixy_dev_open(const char *name, const struct aioixy_dev_config *cfg, struct aioixy_dev **out);
+
+/* Driver registration. Each driver file registers itself at load time with
+ * AIOIXY_REGISTER_DRIVER(var), so the registry needs no list of drivers and a driver that is not
+ * compiled in simply is not there. A driver matches either by name prefix (software devices and
+ * models: "null", "pair:", "sim-82599:") or by PCI vendor/device id (real NICs). */
+struct aioixy_pci_id {
+    uint16_t vendor, device;
+};
+
+struct aioixy_driver {
+    const char *name;                     /* "virtio", "ixgbe", "null", ... */
+    const char *prefix;                   /* name prefix it claims, or NULL */
+    const struct aioixy_pci_id *pci_ids;  /* terminated by {0, 0}, or NULL */
+    int (*open)(const char *name, const struct aioixy_dev_config *cfg, struct aioixy_dev **out);
+    struct aioixy_driver *next;           /* registry-private */
+};
+
+void aioixy_register_driver(struct aioixy_driver *drv);
+#define AIOIXY_REGISTER_DRIVER(drv) \
+    __attribute__((constructor)) static void aioixy_register_##drv(void) { aioixy_register_driver(&(drv)); }
 
 /* Helpers for drivers */
 int aioixy_dev_create_pools(struct aioixy_dev *dev, const struct aioixy_dev_config *cfg);
 void aioixy_dev_release_pools(struct aioixy_dev *dev);
 /* Look up "key" in a "k=v,k=v" option string; copies the value. Returns true if present. */
 bool aioixy_opt_get(const char *options, const char *key, char *val, size_t val_len);
-
-/* Driver entry points (each in its own file). Same contract as aioixy_dev_open. */
-int aioixy_null_open(const char *name, const struct aioixy_dev_config *cfg, struct aioixy_dev **out);
-int aioixy_pair_open(const char *name, const struct aioixy_dev_config *cfg, struct aioixy_dev **out);
-int aioixy_virtio_open(const char *pci_addr, const struct aioixy_dev_config *cfg, struct aioixy_dev **out);
-int aioixy_ixgbe_open(const char *pci_addr, const struct aioixy_dev_config *cfg, struct aioixy_dev **out);
-int aioixy_sim82599_open(const char *name, const struct aioixy_dev_config *cfg, struct aioixy_dev **out);
 
 #endif

@@ -1,0 +1,221 @@
+/* The "null" software device: an infinitely fast NIC on a wire that never ends.
+ *
+ * rx: every call returns a full batch of valid Ethernet/IPv4/UDP frames of the configured size
+ *     ("null:size=N" or cfg->pkt_size, default 60 bytes) built from a template. Each rx queue
+ *     numbers its packets: a big-endian u64 sequence number at byte offset 42, the first byte of
+ *     the UDP payload (AIOIXY_NULL_SEQ_OFFSET), starting at 0. When the queue's pool has no free
+ *     buffer the shortfall is counted in rx_missed, as a NIC counts frames it had no buffer for.
+ * tx: counts packets and bytes, then frees the buffers.
+ * Link is always up; promiscuous mode is accepted and has nothing to change.
+ */
+#include "device.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NULL_SEQ_OFFSET 42u
+#define NULL_DEFAULT_SIZE 60u
+
+struct null_queue {
+    /* written by exactly one poller; read by read_stats from other threads */
+    _Atomic uint64_t rx_packets, rx_bytes, rx_missed;
+    _Atomic uint64_t tx_packets, tx_bytes;
+    uint64_t seq;
+} AIOIXY_CACHE_ALIGNED;
+
+struct null_dev {
+    struct aioixy_dev dev;
+    uint32_t pkt_size;
+    uint8_t tmpl[AIOIXY_DEFAULT_BUF_SIZE] AIOIXY_CACHE_ALIGNED;
+    struct null_queue q[AIOIXY_MAX_QUEUES];
+};
+
+static inline void count_add(_Atomic uint64_t *c, uint64_t v)
+{
+    /* single writer: a relaxed load+store is enough and avoids a locked RMW per batch */
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
+}
+
+static uint16_t ip_checksum(const uint8_t *hdr, size_t len)
+{
+    uint32_t sum = 0;
+    for (size_t i = 0; i + 1 < len; i += 2)
+        sum += (uint32_t)hdr[i] << 8 | hdr[i + 1];
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+static void build_template(struct null_dev *nd)
+{
+    uint8_t *f = nd->tmpl;
+    uint32_t size = nd->pkt_size;
+    memset(f, 0, sizeof(nd->tmpl));
+    static const uint8_t dst[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x02};
+    memcpy(f, dst, 6);
+    memcpy(f + 6, nd->dev.mac, 6);
+    f[12] = 0x08; /* IPv4 */
+    f[13] = 0x00;
+    uint8_t *ip = f + 14;
+    uint16_t ip_len = (uint16_t)(size - 14);
+    ip[0] = 0x45;
+    ip[2] = (uint8_t)(ip_len >> 8);
+    ip[3] = (uint8_t)ip_len;
+    ip[8] = 64;   /* TTL */
+    ip[9] = 17;   /* UDP */
+    static const uint8_t src_ip[4] = {198, 18, 0, 1}, dst_ip[4] = {198, 18, 0, 2};
+    memcpy(ip + 12, src_ip, 4);
+    memcpy(ip + 16, dst_ip, 4);
+    uint16_t csum = ip_checksum(ip, 20);
+    ip[10] = (uint8_t)(csum >> 8);
+    ip[11] = (uint8_t)csum;
+    uint8_t *udp = ip + 20;
+    uint16_t udp_len = (uint16_t)(ip_len - 20);
+    udp[0] = 0x04; udp[1] = 0xd2; /* 1234 */
+    udp[2] = 0x16; udp[3] = 0x2e; /* 5678 */
+    udp[4] = (uint8_t)(udp_len >> 8);
+    udp[5] = (uint8_t)udp_len;
+    /* UDP checksum 0: "not computed", legal for IPv4, and keeps per-packet cost at one copy */
+    for (uint32_t i = NULL_SEQ_OFFSET + 8; i < size; i++)
+        f[i] = (uint8_t)i;
+}
+
+static uint32_t null_rx(struct aioixy_dev *dev, uint16_t qid, struct aioixy_pkt_buf **bufs, uint32_t n)
+{
+    struct null_dev *nd = (struct null_dev *)dev;
+    struct null_queue *q = &nd->q[qid];
+    struct aioixy_mempool *pool = dev->pools[qid];
+    uint32_t got = aioixy_mempool_alloc_bulk(pool, bufs, n);
+    if (aioixy_unlikely(got == 0)) {
+        uint32_t avail = aioixy_mempool_free_count(pool);
+        if (avail && avail < n)
+            got = aioixy_mempool_alloc_bulk(pool, bufs, avail);
+        count_add(&q->rx_missed, n - got);
+        if (!got)
+            return 0;
+    }
+    const uint32_t size = nd->pkt_size;
+    uint64_t seq = q->seq;
+    for (uint32_t i = 0; i < got; i++) {
+        uint8_t *d = bufs[i]->data;
+        memcpy(d, nd->tmpl, size);
+        uint64_t s = seq++;
+        for (int b = 7; b >= 0; b--) {
+            d[NULL_SEQ_OFFSET + (uint32_t)b] = (uint8_t)s;
+            s >>= 8;
+        }
+        bufs[i]->len = size;
+    }
+    q->seq = seq;
+    count_add(&q->rx_packets, got);
+    count_add(&q->rx_bytes, (uint64_t)got * size);
+    return got;
+}
+
+static uint32_t null_tx(struct aioixy_dev *dev, uint16_t qid, struct aioixy_pkt_buf **bufs, uint32_t n)
+{
+    struct null_dev *nd = (struct null_dev *)dev;
+    struct null_queue *q = &nd->q[qid];
+    if (n == 0)
+        return 0;
+    uint64_t bytes = 0;
+    for (uint32_t i = 0; i < n; i++)
+        bytes += bufs[i]->len;
+    aioixy_mempool_free_bulk(bufs, n);
+    count_add(&q->tx_packets, n);
+    count_add(&q->tx_bytes, bytes);
+    return n;
+}
+
+static void null_stats(struct aioixy_dev *dev, struct aioixy_dev_stats *out)
+{
+    struct null_dev *nd = (struct null_dev *)dev;
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i < AIOIXY_MAX_QUEUES; i++) {
+        struct null_queue *q = &nd->q[i];
+        out->rx_packets += atomic_load_explicit(&q->rx_packets, memory_order_relaxed);
+        out->rx_bytes += atomic_load_explicit(&q->rx_bytes, memory_order_relaxed);
+        out->rx_missed += atomic_load_explicit(&q->rx_missed, memory_order_relaxed);
+        out->tx_packets += atomic_load_explicit(&q->tx_packets, memory_order_relaxed);
+        out->tx_bytes += atomic_load_explicit(&q->tx_bytes, memory_order_relaxed);
+    }
+}
+
+static void null_link(struct aioixy_dev *dev, struct aioixy_link *out)
+{
+    (void)dev;
+    out->up = true;
+    out->speed_mbps = 10000;
+}
+
+static int null_promisc(struct aioixy_dev *dev, bool on)
+{
+    dev->promisc = on;
+    return 0;
+}
+
+static void null_close(struct aioixy_dev *dev)
+{
+    aioixy_dev_release_pools(dev);
+    free(dev);
+}
+
+static const struct aioixy_dev_ops null_ops = {
+    .driver = "null",
+    .rx_batch = null_rx,
+    .tx_batch = null_tx,
+    .read_stats = null_stats,
+    .link_status = null_link,
+    .set_promisc = null_promisc,
+    .close = null_close,
+};
+
+static int null_open(const char *name, const struct aioixy_dev_config *cfg, struct aioixy_dev **out)
+{
+    uint32_t size = cfg->pkt_size ? cfg->pkt_size : NULL_DEFAULT_SIZE;
+    char val[32];
+    const char *opts = strchr(name, ':') ? strchr(name, ':') + 1 : NULL;
+    if (aioixy_opt_get(opts, "size", val, sizeof(val)) || aioixy_opt_get(cfg->options, "size", val, sizeof(val))) {
+        char *end;
+        unsigned long v = strtoul(val, &end, 10);
+        if (*end || v == 0)
+            return aioixy_set_error(AIOIXY_EINVAL, "null: size='%s' is not a number of bytes", val);
+        size = (uint32_t)v;
+    }
+    uint32_t room = (cfg->buf_size ? cfg->buf_size : AIOIXY_DEFAULT_BUF_SIZE) - AIOIXY_PKT_HEADER;
+    if (room > AIOIXY_DEFAULT_BUF_SIZE)
+        room = AIOIXY_DEFAULT_BUF_SIZE;
+    if (size < 60 || size > room)
+        return aioixy_set_error(AIOIXY_EINVAL, "null: packet size %u must be in 60..%u bytes", size, room);
+    struct null_dev *nd = aligned_alloc(AIOIXY_CACHE_LINE, sizeof(*nd));
+    if (!nd)
+        return aioixy_set_error(AIOIXY_ENOMEM, "out of memory");
+    memset(nd, 0, sizeof(*nd));
+    nd->dev.ops = &null_ops;
+    snprintf(nd->dev.name, sizeof(nd->dev.name), "%s", name);
+    snprintf(nd->dev.driver, sizeof(nd->dev.driver), "null");
+    nd->dev.num_rx_queues = cfg->rx_queues;
+    nd->dev.num_tx_queues = cfg->tx_queues;
+    static const uint8_t mac[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
+    memcpy(nd->dev.mac, mac, 6);
+    nd->dev.promisc = cfg->promisc;
+    nd->dev.dma.kind = DMA_ANON;
+    nd->dev.dma.vfio_container_fd = -1;
+    nd->pkt_size = size;
+    build_template(nd);
+    int rc = aioixy_dev_create_pools(&nd->dev, cfg);
+    if (rc) {
+        free(nd);
+        return rc;
+    }
+    *out = &nd->dev;
+    return 0;
+}
+
+static struct aioixy_driver null_driver = {
+    .name = "null",
+    .prefix = "null",
+    .open = null_open,
+};
+AIOIXY_REGISTER_DRIVER(null_driver)

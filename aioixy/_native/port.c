@@ -1,0 +1,474 @@
+#include "port.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WANT_RX 1u
+#define WANT_TX 2u
+
+struct port_queue {
+    /* written by the event loop thread (wait announcements) */
+    struct {
+        _Atomic uint32_t waiting;
+    } py AIOIXY_CACHE_ALIGNED;
+    /* written by the poller only; read by stats from any thread */
+    struct {
+        _Atomic uint64_t rx_packets, rx_bytes, rx_dropped;
+        _Atomic uint64_t tx_packets, tx_bytes, tx_dropped;
+        _Atomic uint64_t wakeups, rx_batches, tx_batches, idle_sleeps;
+        _Atomic uint32_t tx_pending;
+    } st AIOIXY_CACHE_ALIGNED;
+    /* poller-private working state */
+    struct {
+        struct aioixy_pkt_buf **scratch;
+        struct aioixy_pkt_buf **pending;
+        uint32_t *lens;
+        uint32_t pending_head, pending_count;
+    } work AIOIXY_CACHE_ALIGNED;
+    /* set at open, read-only afterwards */
+    struct aioixy_port *port AIOIXY_CACHE_ALIGNED;
+    struct aioixy_ring *rx_ring;
+    struct aioixy_ring *tx_ring;
+    uint16_t qid;
+    bool do_rx, do_tx;
+    bool started;
+    int efd;
+    pthread_t thread;
+};
+
+struct aioixy_port {
+    _Atomic bool stop AIOIXY_CACHE_ALIGNED;
+    struct aioixy_dev *dev AIOIXY_CACHE_ALIGNED;
+    struct aioixy_port_config cfg;
+    uint16_t nq;
+    pthread_mutex_t ctl_lock; /* serializes control-path device calls from Python threads */
+    struct port_queue *q[AIOIXY_MAX_QUEUES];
+};
+
+static inline void stat_add(_Atomic uint64_t *c, uint64_t v)
+{
+    /* single writer: plain load + store, relaxed, no locked instruction on the fast path */
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
+}
+
+void aioixy_port_config_defaults(struct aioixy_port_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->dev.rx_queues = 1;
+    cfg->dev.tx_queues = 1;
+    cfg->batch_size = 64;
+    cfg->rx_ring_size = 1024;
+    cfg->tx_ring_size = 1024;
+    cfg->overflow = AIOIXY_OVERFLOW_DROP;
+    cfg->idle_spin = 64;
+    cfg->idle_pause = 256;
+    cfg->idle_sleep_min_us = 10;
+    cfg->idle_sleep_max_us = 500;
+    for (int i = 0; i < AIOIXY_MAX_QUEUES; i++)
+        cfg->cpus[i] = -1;
+    cfg->rx_enabled = true;
+}
+
+/* Wake the event loop if (and only if) it announced it waits for `bit`. The seq_cst fence pairs
+ * with the one in aioixy_queue_prepare_wait: either we see its announcement, or it sees what we
+ * just published to the ring. */
+static inline void notify(struct port_queue *q, uint32_t bit)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    uint32_t w = atomic_load_explicit(&q->py.waiting, memory_order_relaxed);
+    if (aioixy_likely(!(w & bit)))
+        return;
+    if (atomic_exchange_explicit(&q->py.waiting, 0, memory_order_acq_rel) == 0)
+        return;
+    uint64_t one = 1;
+    ssize_t rc = write(q->efd, &one, sizeof(one));
+    (void)rc; /* EAGAIN only if the counter is saturated: the loop is awake anyway */
+    stat_add(&q->st.wakeups, 1);
+}
+
+static bool poll_rx(struct port_queue *q, struct aioixy_dev *dev, const struct aioixy_port_config *cfg)
+{
+    uint32_t want = cfg->batch_size;
+    if (cfg->overflow == AIOIXY_OVERFLOW_PAUSE) {
+        /* leave packets in the device so its own flow control (or drop counter) applies */
+        uint32_t space = aioixy_ring_producer_space(q->rx_ring);
+        if (space < want)
+            want = space;
+        if (!want)
+            return false;
+    }
+    struct aioixy_pkt_buf **b = q->work.scratch;
+    uint32_t n = dev->ops->rx_batch(dev, q->qid, b, want);
+    if (!n)
+        return false;
+    uint32_t k = aioixy_ring_enqueue_burst(q->rx_ring, (void *const *)b, n);
+    uint64_t bytes = 0;
+    for (uint32_t i = 0; i < k; i++)
+        bytes += b[i]->len;
+    if (aioixy_unlikely(k < n)) {
+        /* Python is behind: drop like a NIC with no free descriptor, and account for it */
+        aioixy_mempool_free_bulk(b + k, n - k);
+        stat_add(&q->st.rx_dropped, n - k);
+    }
+    stat_add(&q->st.rx_packets, k);
+    stat_add(&q->st.rx_bytes, bytes);
+    stat_add(&q->st.rx_batches, 1);
+    if (k)
+        notify(q, WANT_RX);
+    return true;
+}
+
+static bool poll_tx(struct port_queue *q, struct aioixy_dev *dev, const struct aioixy_port_config *cfg)
+{
+    if (q->work.pending_count == 0) {
+        uint32_t n = aioixy_ring_dequeue_burst(q->tx_ring, (void **)q->work.pending, cfg->batch_size);
+        q->work.pending_head = 0;
+        q->work.pending_count = n;
+        if (!n) {
+            dev->ops->tx_batch(dev, q->qid, q->work.pending, 0); /* reclaim only */
+            return false;
+        }
+        for (uint32_t i = 0; i < n; i++)
+            q->work.lens[i] = q->work.pending[i]->len;
+        notify(q, WANT_TX);
+    }
+    uint32_t head = q->work.pending_head;
+    uint32_t sent = dev->ops->tx_batch(dev, q->qid, q->work.pending + head, q->work.pending_count);
+    if (!sent)
+        return false;
+    /* lengths were captured before the call: sent buffers may already be back in a pool */
+    uint64_t bytes = 0;
+    for (uint32_t i = 0; i < sent; i++)
+        bytes += q->work.lens[head + i];
+    q->work.pending_head += sent;
+    q->work.pending_count -= sent;
+    atomic_store_explicit(&q->st.tx_pending, q->work.pending_count, memory_order_relaxed);
+    stat_add(&q->st.tx_packets, sent);
+    stat_add(&q->st.tx_bytes, bytes);
+    stat_add(&q->st.tx_batches, 1);
+    return true;
+}
+
+static void *poller_main(void *arg)
+{
+    struct port_queue *q = arg;
+    struct aioixy_port *port = q->port;
+    struct aioixy_dev *dev = port->dev;
+    const struct aioixy_port_config *cfg = &port->cfg;
+    uint32_t idle = 0;
+    uint32_t sleep_us = cfg->idle_sleep_min_us ? cfg->idle_sleep_min_us : 1;
+    while (!atomic_load_explicit(&port->stop, memory_order_acquire)) {
+        bool work = false;
+        if (q->do_rx)
+            work |= poll_rx(q, dev, cfg);
+        if (q->do_tx)
+            work |= poll_tx(q, dev, cfg);
+        if (work) {
+            idle = 0;
+            sleep_us = cfg->idle_sleep_min_us ? cfg->idle_sleep_min_us : 1;
+            continue;
+        }
+        idle++;
+        if (idle <= cfg->idle_spin)
+            continue;
+        if (idle <= cfg->idle_spin + cfg->idle_pause || cfg->idle_sleep_max_us == 0) {
+            aioixy_cpu_relax();
+            continue;
+        }
+        struct timespec ts = {.tv_sec = sleep_us / 1000000u, .tv_nsec = (long)(sleep_us % 1000000u) * 1000};
+        nanosleep(&ts, NULL);
+        stat_add(&q->st.idle_sleeps, 1);
+        sleep_us = sleep_us * 2 > cfg->idle_sleep_max_us ? cfg->idle_sleep_max_us : sleep_us * 2;
+    }
+    return NULL;
+}
+
+static int check_config(const struct aioixy_port_config *cfg)
+{
+    if (cfg->batch_size < 1 || cfg->batch_size > AIOIXY_MAX_BATCH)
+        return aioixy_set_error(AIOIXY_EINVAL, "batch_size=%u: must be 1..%d", cfg->batch_size, AIOIXY_MAX_BATCH);
+    uint32_t rings[2] = {cfg->rx_ring_size, cfg->tx_ring_size};
+    const char *names[2] = {"rx_ring_size", "tx_ring_size"};
+    for (int i = 0; i < 2; i++)
+        if (rings[i] < 2 || rings[i] > (1u << 20) || (rings[i] & (rings[i] - 1)))
+            return aioixy_set_error(AIOIXY_EINVAL, "%s=%u: must be a power of two in 2..1048576",
+                                    names[i], rings[i]);
+    if (cfg->overflow != AIOIXY_OVERFLOW_DROP && cfg->overflow != AIOIXY_OVERFLOW_PAUSE)
+        return aioixy_set_error(AIOIXY_EINVAL, "overflow=%d: must be drop or pause", cfg->overflow);
+    if (cfg->idle_sleep_max_us && cfg->idle_sleep_min_us > cfg->idle_sleep_max_us)
+        return aioixy_set_error(AIOIXY_EINVAL, "idle sleep min %u us > max %u us",
+                                cfg->idle_sleep_min_us, cfg->idle_sleep_max_us);
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0)
+        CPU_ZERO(&allowed);
+    uint16_t nq = cfg->dev.rx_queues > cfg->dev.tx_queues ? cfg->dev.rx_queues : cfg->dev.tx_queues;
+    for (uint16_t i = 0; i < nq && i < AIOIXY_MAX_QUEUES; i++) {
+        int c = cfg->cpus[i];
+        if (c < -1 || (c >= 0 && (c >= CPU_SETSIZE || !CPU_ISSET(c, &allowed))))
+            return aioixy_set_error(AIOIXY_EINVAL,
+                                    "cpu=%d for queue %u is not a CPU this process may run on "
+                                    "(%d CPUs allowed)", c, i, CPU_COUNT(&allowed));
+    }
+    return 0;
+}
+
+static void free_queue(struct port_queue *q)
+{
+    if (!q)
+        return;
+    if (q->efd >= 0)
+        close(q->efd);
+    aioixy_ring_free(q->rx_ring);
+    aioixy_ring_free(q->tx_ring);
+    free(q->work.scratch);
+    free(q->work.pending);
+    free(q->work.lens);
+    free(q);
+}
+
+static void drain_ring(struct aioixy_ring *r, struct aioixy_pkt_buf **tmp, uint32_t cap)
+{
+    uint32_t n;
+    while (r && (n = aioixy_ring_dequeue_burst(r, (void **)tmp, cap)) > 0)
+        aioixy_mempool_free_bulk(tmp, n);
+}
+
+static void stop_and_drain(struct aioixy_port *port)
+{
+    atomic_store_explicit(&port->stop, true, memory_order_release);
+    for (uint16_t i = 0; i < port->nq; i++)
+        if (port->q[i] && port->q[i]->started)
+            pthread_join(port->q[i]->thread, NULL);
+    for (uint16_t i = 0; i < port->nq; i++) {
+        struct port_queue *q = port->q[i];
+        if (!q)
+            continue;
+        drain_ring(q->rx_ring, q->work.scratch, port->cfg.batch_size);
+        drain_ring(q->tx_ring, q->work.scratch, port->cfg.batch_size);
+        if (q->work.pending_count)
+            aioixy_mempool_free_bulk(q->work.pending + q->work.pending_head, q->work.pending_count);
+        q->work.pending_count = 0;
+    }
+}
+
+static void destroy_port(struct aioixy_port *port)
+{
+    if (port->dev)
+        port->dev->ops->close(port->dev);
+    for (uint16_t i = 0; i < port->nq; i++)
+        free_queue(port->q[i]);
+    pthread_mutex_destroy(&port->ctl_lock);
+    free(port);
+}
+
+int aioixy_port_open(const char *device, const struct aioixy_port_config *cfg, struct aioixy_port **out)
+{
+    *out = NULL;
+    aioixy_clear_error();
+    int rc = check_config(cfg);
+    if (rc)
+        return rc;
+    struct aioixy_port *port = aligned_alloc(AIOIXY_CACHE_LINE, (sizeof(*port) + 63) & ~(size_t)63);
+    if (!port)
+        return aioixy_set_error(AIOIXY_ENOMEM, "out of memory");
+    memset(port, 0, sizeof(*port));
+    atomic_init(&port->stop, false);
+    port->cfg = *cfg;
+    port->cfg.dev.options = NULL; /* the caller's string is not kept */
+    pthread_mutex_init(&port->ctl_lock, NULL);
+    rc = aioixy_dev_open(device, &cfg->dev, &port->dev);
+    if (rc) {
+        port->dev = NULL;
+        destroy_port(port);
+        return rc;
+    }
+    struct aioixy_dev *dev = port->dev;
+    port->nq = dev->num_rx_queues > dev->num_tx_queues ? dev->num_rx_queues : dev->num_tx_queues;
+    for (uint16_t i = 0; i < port->nq; i++) {
+        struct port_queue *q = aligned_alloc(AIOIXY_CACHE_LINE, sizeof(*q));
+        if (!q) {
+            rc = aioixy_set_error(AIOIXY_ENOMEM, "out of memory");
+            goto fail;
+        }
+        memset(q, 0, sizeof(*q));
+        q->efd = -1;
+        port->q[i] = q;
+        q->port = port;
+        q->qid = i;
+        q->do_rx = cfg->rx_enabled && i < dev->num_rx_queues;
+        q->do_tx = i < dev->num_tx_queues;
+        q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (q->efd < 0) {
+            rc = aioixy_set_error(AIOIXY_EIO, "eventfd failed: %s", strerror(errno));
+            goto fail;
+        }
+        q->work.scratch = calloc(cfg->batch_size, sizeof(*q->work.scratch));
+        q->work.pending = calloc(cfg->batch_size, sizeof(*q->work.pending));
+        q->work.lens = calloc(cfg->batch_size, sizeof(*q->work.lens));
+        if (!q->work.scratch || !q->work.pending || !q->work.lens) {
+            rc = aioixy_set_error(AIOIXY_ENOMEM, "out of memory");
+            goto fail;
+        }
+        if (q->do_rx && !(q->rx_ring = aioixy_ring_create(cfg->rx_ring_size))) {
+            rc = -aioixy_last_errcode();
+            goto fail;
+        }
+        if (q->do_tx && !(q->tx_ring = aioixy_ring_create(cfg->tx_ring_size))) {
+            rc = -aioixy_last_errcode();
+            goto fail;
+        }
+    }
+    for (uint16_t i = 0; i < port->nq; i++) {
+        struct port_queue *q = port->q[i];
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        if (cfg->cpus[i] >= 0) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(cfg->cpus[i], &set);
+            pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+        }
+        int e = pthread_create(&q->thread, &attr, poller_main, q);
+        pthread_attr_destroy(&attr);
+        if (e) {
+            rc = aioixy_set_error(AIOIXY_EIO, "cannot start poller thread for queue %u: %s", i, strerror(e));
+            goto fail;
+        }
+        q->started = true;
+        char tname[16];
+        snprintf(tname, sizeof(tname), "aioixy-q%u", i);
+        pthread_setname_np(q->thread, tname);
+    }
+    *out = port;
+    return 0;
+fail:
+    stop_and_drain(port);
+    destroy_port(port);
+    return rc;
+}
+
+void aioixy_port_close(struct aioixy_port *port)
+{
+    if (!port)
+        return;
+    stop_and_drain(port);
+    destroy_port(port);
+}
+
+uint16_t aioixy_port_num_queues(const struct aioixy_port *port) { return port->nq; }
+struct aioixy_dev *aioixy_port_dev(struct aioixy_port *port) { return port->dev; }
+
+uint32_t aioixy_rx_dequeue(struct aioixy_port *port, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n)
+{
+    struct port_queue *pq = port->q[q];
+    if (!pq->rx_ring)
+        return 0;
+    return aioixy_ring_dequeue_burst(pq->rx_ring, (void **)bufs, n);
+}
+
+uint32_t aioixy_tx_enqueue(struct aioixy_port *port, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n)
+{
+    struct port_queue *pq = port->q[q];
+    if (!pq->tx_ring)
+        return 0;
+    return aioixy_ring_enqueue_burst(pq->tx_ring, (void *const *)bufs, n);
+}
+
+int aioixy_queue_prepare_wait(struct aioixy_port *port, uint16_t q, bool want_rx, bool want_tx)
+{
+    struct port_queue *pq = port->q[q];
+    uint32_t bits = (want_rx && pq->rx_ring ? WANT_RX : 0) | (want_tx && pq->tx_ring ? WANT_TX : 0);
+    if (!bits)
+        return 1;
+    atomic_store_explicit(&pq->py.waiting, bits, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    bool ready = ((bits & WANT_RX) && !aioixy_ring_consumer_empty(pq->rx_ring)) ||
+                 ((bits & WANT_TX) && aioixy_ring_producer_space(pq->tx_ring) > 0);
+    if (ready) {
+        atomic_store_explicit(&pq->py.waiting, 0, memory_order_relaxed);
+        return 1;
+    }
+    return 0;
+}
+
+void aioixy_queue_cancel_wait(struct aioixy_port *port, uint16_t q)
+{
+    atomic_store_explicit(&port->q[q]->py.waiting, 0, memory_order_relaxed);
+}
+
+int aioixy_queue_eventfd(const struct aioixy_port *port, uint16_t q) { return port->q[q]->efd; }
+
+void aioixy_queue_stats(struct aioixy_port *port, uint16_t q, struct aioixy_queue_stats *out)
+{
+    struct port_queue *pq = port->q[q];
+    memset(out, 0, sizeof(*out));
+#define LD(f) atomic_load_explicit(&pq->st.f, memory_order_relaxed)
+    out->rx_packets = LD(rx_packets);
+    out->rx_bytes = LD(rx_bytes);
+    out->rx_dropped = LD(rx_dropped);
+    out->tx_packets = LD(tx_packets);
+    out->tx_bytes = LD(tx_bytes);
+    out->tx_dropped = LD(tx_dropped);
+    out->wakeups = LD(wakeups);
+    out->rx_batches = LD(rx_batches);
+    out->tx_batches = LD(tx_batches);
+    out->idle_sleeps = LD(idle_sleeps);
+    out->tx_pending = LD(tx_pending);
+#undef LD
+    out->rx_ring_used = pq->rx_ring ? aioixy_ring_count(pq->rx_ring) : 0;
+    out->tx_ring_used = pq->tx_ring ? aioixy_ring_count(pq->tx_ring) : 0;
+    if (q < port->dev->num_pools) {
+        out->pool_free = aioixy_mempool_free_count(port->dev->pools[q]);
+        out->pool_size = aioixy_mempool_size(port->dev->pools[q]);
+    }
+}
+
+void aioixy_port_dev_stats(struct aioixy_port *port, struct aioixy_dev_stats *out)
+{
+    pthread_mutex_lock(&port->ctl_lock);
+    port->dev->ops->read_stats(port->dev, out);
+    pthread_mutex_unlock(&port->ctl_lock);
+}
+
+void aioixy_port_link(struct aioixy_port *port, struct aioixy_link *out)
+{
+    pthread_mutex_lock(&port->ctl_lock);
+    port->dev->ops->link_status(port->dev, out);
+    pthread_mutex_unlock(&port->ctl_lock);
+}
+
+int aioixy_port_set_promisc(struct aioixy_port *port, bool on)
+{
+    aioixy_clear_error();
+    pthread_mutex_lock(&port->ctl_lock);
+    int rc = port->dev->ops->set_promisc(port->dev, on);
+    if (rc == 0)
+        port->dev->promisc = on;
+    pthread_mutex_unlock(&port->ctl_lock);
+    return rc;
+}
+
+uint32_t aioixy_port_alloc(struct aioixy_port *port, uint16_t q, struct aioixy_pkt_buf **bufs,
+                           uint32_t n, uint32_t len)
+{
+    if (q >= port->dev->num_pools)
+        return 0;
+    struct aioixy_mempool *pool = port->dev->pools[q];
+    if (len > aioixy_mempool_data_room(pool))
+        return 0;
+    if (!aioixy_mempool_alloc_bulk(pool, bufs, n))
+        return 0;
+    for (uint32_t i = 0; i < n; i++) {
+        bufs[i]->len = len;
+        memset(bufs[i]->data, 0, len);
+    }
+    return n;
+}

@@ -1,0 +1,169 @@
+#include "device.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Written only by constructors at load time (single-threaded), read afterwards. */
+static struct aioixy_driver *drivers;
+
+void aioixy_register_driver(struct aioixy_driver *drv)
+{
+    drv->next = drivers;
+    drivers = drv;
+}
+
+bool aioixy_opt_get(const char *options, const char *key, char *val, size_t val_len)
+{
+    if (!options || !*options)
+        return false;
+    size_t klen = strlen(key);
+    const char *p = options;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
+            size_t vlen = len - klen - 1;
+            if (vlen >= val_len)
+                vlen = val_len - 1;
+            memcpy(val, p + klen + 1, vlen);
+            val[vlen] = '\0';
+            return true;
+        }
+        if (len == klen && strncmp(p, key, klen) == 0) { /* bare flag */
+            if (val_len)
+                val[0] = '\0';
+            return true;
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return false;
+}
+
+/* "DDDD:BB:DD.F" or "BB:DD.F" -> canonical "dddd:bb:dd.f"; false if it is not a PCI address. */
+static bool parse_pci_addr(const char *name, char *out, size_t out_len)
+{
+    unsigned dom = 0, bus, dev, fn;
+    char tail;
+    if (sscanf(name, "%x:%x:%x.%x%c", &dom, &bus, &dev, &fn, &tail) == 4) {
+        /* full form */
+    } else if (dom = 0, sscanf(name, "%x:%x.%x%c", &bus, &dev, &fn, &tail) == 3) {
+        /* short form */
+    } else {
+        return false;
+    }
+    for (const char *c = name; *c; c++)
+        if (!isxdigit((unsigned char)*c) && *c != ':' && *c != '.')
+            return false;
+    if (dom > 0xffff || bus > 0xff || dev > 0x1f || fn > 7)
+        return false;
+    snprintf(out, out_len, "%04x:%02x:%02x.%x", dom, bus, dev, fn);
+    return true;
+}
+
+static bool read_hex_file(const char *path, unsigned *val)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool ok = fscanf(f, "%x", val) == 1;
+    fclose(f);
+    return ok;
+}
+
+static void list_drivers(char *buf, size_t len)
+{
+    buf[0] = '\0';
+    for (struct aioixy_driver *d = drivers; d; d = d->next) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, len - used, "%s%s", used ? ", " : "", d->name);
+    }
+}
+
+static int validate(const struct aioixy_dev_config *cfg)
+{
+    if (cfg->rx_queues < 1 || cfg->rx_queues > AIOIXY_MAX_QUEUES)
+        return aioixy_set_error(AIOIXY_EINVAL, "rx_queues=%u: must be 1..%d", cfg->rx_queues,
+                                AIOIXY_MAX_QUEUES);
+    if (cfg->tx_queues < 1 || cfg->tx_queues > AIOIXY_MAX_QUEUES)
+        return aioixy_set_error(AIOIXY_EINVAL, "tx_queues=%u: must be 1..%d", cfg->tx_queues,
+                                AIOIXY_MAX_QUEUES);
+    uint32_t bs = cfg->buf_size ? cfg->buf_size : AIOIXY_DEFAULT_BUF_SIZE;
+    if (bs < 512 || bs > 65536 || (bs & (bs - 1)))
+        return aioixy_set_error(AIOIXY_EINVAL, "buf_size=%u: must be a power of two in 512..65536", bs);
+    return 0;
+}
+
+int aioixy_dev_open(const char *name, const struct aioixy_dev_config *cfg, struct aioixy_dev **out)
+{
+    *out = NULL;
+    aioixy_clear_error();
+    if (!name || !*name)
+        return aioixy_set_error(AIOIXY_ENODEV, "empty device name");
+    int rc = validate(cfg);
+    if (rc)
+        return rc;
+    for (struct aioixy_driver *d = drivers; d; d = d->next) {
+        if (!d->prefix)
+            continue;
+        size_t pl = strlen(d->prefix);
+        /* "null" claims "null" and "null:..."; "pair:" claims "pair:..." */
+        if (strncmp(name, d->prefix, pl) == 0 &&
+            (name[pl] == '\0' || name[pl] == ':' || d->prefix[pl - 1] == ':'))
+            return d->open(name, cfg, out);
+    }
+    char addr[32];
+    char known[256];
+    list_drivers(known, sizeof(known));
+    if (!parse_pci_addr(name, addr, sizeof(addr)))
+        return aioixy_set_error(AIOIXY_ENODEV,
+                                "unknown device '%s': expected 'null', 'pair:NAME:a|b', "
+                                "'sim-82599:...' or a PCI address like 0000:01:00.0 "
+                                "(drivers built in: %s)", name, known);
+    char path[128];
+    unsigned vendor, device, klass = 0;
+    snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor", addr);
+    if (!read_hex_file(path, &vendor))
+        return aioixy_set_error(AIOIXY_ENODEV, "no PCI device at %s (%s does not exist)", addr, path);
+    snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device", addr);
+    if (!read_hex_file(path, &device))
+        return aioixy_set_error(AIOIXY_EIO, "cannot read the device id of %s", addr);
+    snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/class", addr);
+    (void)read_hex_file(path, &klass);
+    for (struct aioixy_driver *d = drivers; d; d = d->next)
+        for (const struct aioixy_pci_id *id = d->pci_ids; id && id->vendor; id++)
+            if (id->vendor == vendor && id->device == device)
+                return d->open(addr, cfg, out);
+    return aioixy_set_error(AIOIXY_ENODEV,
+                            "PCI device %s (%04x:%04x, class %06x) is not supported: no aioixy "
+                            "driver for it (drivers built in: %s)", addr, vendor, device, klass, known);
+}
+
+int aioixy_dev_create_pools(struct aioixy_dev *dev, const struct aioixy_dev_config *cfg)
+{
+    uint16_t n = cfg->rx_queues > cfg->tx_queues ? cfg->rx_queues : cfg->tx_queues;
+    uint32_t bufs = cfg->pool_bufs ? cfg->pool_bufs : 4096;
+    for (uint16_t q = 0; q < n; q++) {
+        dev->pools[q] = aioixy_mempool_create(&dev->dma, bufs, cfg->buf_size);
+        if (!dev->pools[q]) {
+            int rc = -aioixy_last_errcode();
+            aioixy_dev_release_pools(dev);
+            return rc;
+        }
+        dev->num_pools = q + 1;
+    }
+    return 0;
+}
+
+void aioixy_dev_release_pools(struct aioixy_dev *dev)
+{
+    for (uint16_t q = 0; q < dev->num_pools; q++) {
+        aioixy_mempool_release(dev->pools[q]);
+        dev->pools[q] = NULL;
+    }
+    dev->num_pools = 0;
+}

@@ -5,6 +5,9 @@
  * index: tx queue q of one end feeds ring q, which the other end's rx queue (q % rx_queues)
  * drains, so every ring keeps exactly one producer thread and one consumer thread.
  *
+ * The wire holds rx_descs packets per ring (default 1024), fixed by the end opened first; the
+ * other end may leave rx_descs at 0 or must name the same size.
+ *
  * The link is up only while both ends are open. Transmitting while the peer is closed drops the
  * packets for good (tx_errors), as a cable with nobody at the other end would. A full wire
  * drops the excess too (tx_errors), unless the end was opened with flow_control, in which case
@@ -283,7 +286,7 @@ static int pair_open(const char *name, const struct aioixy_dev_config *cfg, stru
     } else if (w->ends[side]) {
         rc = aioixy_set_error(AIOIXY_EBUSY, "%s is busy: that end of pair '%s' is already open",
                               name, wire_name);
-    } else if (w->wire_size != wire_size) {
+    } else if (cfg->rx_descs && w->wire_size != wire_size) {
         rc = aioixy_set_error(AIOIXY_EINVAL, "pair '%s' was opened with a wire of %u packets, not %u",
                               wire_name, w->wire_size, wire_size);
     } else {

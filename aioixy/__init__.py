@@ -1,0 +1,36 @@
+"""aioixy: user-space network drivers (Intel 82599, VirtIO) for asyncio.
+
+    async with aioixy.open("null", batch_size=64) as port:
+        async for batch in port.rx():
+            await port.tx(batch)
+"""
+
+from aioixy.config import IdlePolicy, PortConfig
+from aioixy.errors import (
+    AioixyError,
+    DeviceBusy,
+    DeviceError,
+    DeviceIOError,
+    DeviceNotFound,
+    DeviceTimeout,
+    InvalidOption,
+    NoHugepages,
+    NotPermitted,
+    OutOfMemory,
+    PacketReleased,
+    PoolExhausted,
+    PortClosed,
+)
+from aioixy.packet import Packet, PacketBatch
+from aioixy.port import Port, RxStream, native_pools_alive, open
+from aioixy.stats import DeviceStats, LinkStatus, PortStats, QueueStats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AioixyError", "DeviceBusy", "DeviceError", "DeviceIOError", "DeviceNotFound", "DeviceStats",
+    "DeviceTimeout", "IdlePolicy", "InvalidOption", "LinkStatus", "NoHugepages", "NotPermitted",
+    "OutOfMemory", "Packet", "PacketBatch", "PacketReleased", "PoolExhausted", "Port",
+    "PortClosed", "PortConfig", "PortStats", "QueueStats", "RxStream", "native_pools_alive",
+    "open",
+]

@@ -1,0 +1,154 @@
+"""Port configuration: validated attrs classes and their translation to the native struct."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Literal
+
+import attrs
+
+from aioixy.errors import InvalidOption
+
+MAX_QUEUES = 16
+MAX_BATCH = 512
+
+
+def _power_of_two(lo: int, hi: int):
+    def check(inst: object, attr: attrs.Attribute, value: int) -> None:
+        if not isinstance(value, int) or value < lo or value > hi or value & (value - 1):
+            raise InvalidOption(f"{attr.name}={value!r}: must be a power of two in {lo}..{hi}")
+
+    return check
+
+
+def _int_range(lo: int, hi: int):
+    def check(inst: object, attr: attrs.Attribute, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise InvalidOption(f"{attr.name}={value!r}: must be an integer in {lo}..{hi}")
+
+    return check
+
+
+@attrs.frozen
+class IdlePolicy:
+    """How a poller thread behaves when its queue has no work.
+
+    It busy-polls for ``spin`` empty rounds (lowest latency), then spins with a CPU pause hint
+    for ``pause`` rounds, then sleeps, doubling from ``sleep_min_us`` up to ``sleep_max_us``, so
+    an idle port does not burn a core. ``sleep_max_us=0`` means never sleep (pure busy polling,
+    as ixy and DPDK do). Any packet resets it to busy polling.
+    """
+
+    spin: int = attrs.field(default=64, validator=_int_range(0, 1 << 30))
+    pause: int = attrs.field(default=256, validator=_int_range(0, 1 << 30))
+    sleep_min_us: int = attrs.field(default=10, validator=_int_range(1, 1_000_000))
+    sleep_max_us: int = attrs.field(default=500, validator=_int_range(0, 1_000_000))
+
+    @classmethod
+    def busy(cls) -> IdlePolicy:
+        """Never sleep: lowest latency, one core per queue at 100%."""
+        return cls(sleep_max_us=0)
+
+    def __attrs_post_init__(self) -> None:
+        if self.sleep_max_us and self.sleep_min_us > self.sleep_max_us:
+            raise InvalidOption(
+                f"sleep_min_us={self.sleep_min_us} is larger than sleep_max_us={self.sleep_max_us}"
+            )
+
+
+def _cpus(value: int | Sequence[int] | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,)
+    return tuple(value)
+
+
+@attrs.frozen
+class PortConfig:
+    """Everything ``aioixy.open`` accepts; see docs/api.md for each option."""
+
+    device: str = attrs.field(default="null")
+    batch_size: int = attrs.field(default=64, validator=_int_range(1, MAX_BATCH))
+    rx_queues: int = attrs.field(default=1, validator=_int_range(1, MAX_QUEUES))
+    tx_queues: int = attrs.field(default=1, validator=_int_range(1, MAX_QUEUES))
+    ring_size: int = attrs.field(default=1024, validator=_power_of_two(2, 1 << 20))
+    pool_size: int = attrs.field(default=4096, validator=_int_range(64, 1 << 22))
+    buf_size: int = attrs.field(default=2048, validator=_power_of_two(512, 65536))
+    rx_descs: int = attrs.field(default=0, validator=_int_range(0, 1 << 16))
+    tx_descs: int = attrs.field(default=0, validator=_int_range(0, 1 << 16))
+    overflow: Literal["drop", "pause"] = attrs.field(default="drop")
+    idle: IdlePolicy = attrs.field(factory=IdlePolicy)
+    cpu: tuple[int, ...] | None = attrs.field(default=None, converter=_cpus)
+    promisc: bool = False
+    force: bool = False
+    vfio: bool = True
+    pkt_size: int = attrs.field(default=60, validator=_int_range(60, 65536 - 64))
+    flow_control: bool = False
+    link_timeout: float = attrs.field(default=10.0)
+    rx: bool = True
+    options: str = ""
+
+    @device.validator
+    def _check_device(self, attr: attrs.Attribute, value: str) -> None:
+        if not isinstance(value, str) or not value:
+            raise InvalidOption(f"device={value!r}: must be a non-empty string")
+
+    @overflow.validator
+    def _check_overflow(self, attr: attrs.Attribute, value: str) -> None:
+        if value not in ("drop", "pause"):
+            raise InvalidOption(f"overflow={value!r}: must be 'drop' or 'pause'")
+
+    @cpu.validator
+    def _check_cpu(self, attr: attrs.Attribute, value: tuple[int, ...] | None) -> None:
+        if value is None:
+            return
+        allowed = os.sched_getaffinity(0)
+        for c in value:
+            if not isinstance(c, int) or c not in allowed:
+                raise InvalidOption(
+                    f"cpu={c!r} is not a CPU this process may run on (allowed: {sorted(allowed)})"
+                )
+
+    @link_timeout.validator
+    def _check_timeout(self, attr: attrs.Attribute, value: float) -> None:
+        if not 0 <= value <= 600:
+            raise InvalidOption(f"link_timeout={value!r}: must be 0..600 seconds")
+
+    @property
+    def num_queues(self) -> int:
+        return max(self.rx_queues, self.tx_queues)
+
+    def to_native(self, ffi, lib):
+        """The ``struct aioixy_port_config`` for this config; keeps ``options`` alive with it."""
+        c = ffi.new("struct aioixy_port_config *")
+        lib.aioixy_port_config_defaults(c)
+        d = c.dev
+        d.rx_queues = self.rx_queues
+        d.tx_queues = self.tx_queues
+        d.rx_descs = self.rx_descs
+        d.tx_descs = self.tx_descs
+        d.pool_bufs = self.pool_size
+        d.buf_size = self.buf_size
+        d.link_timeout_ms = int(self.link_timeout * 1000)
+        d.force = self.force
+        d.promisc = self.promisc
+        d.vfio = self.vfio
+        d.pkt_size = self.pkt_size
+        d.flow_control = self.flow_control
+        opts = ffi.new("char[]", self.options.encode())
+        d.options = opts
+        c.batch_size = self.batch_size
+        c.rx_ring_size = self.ring_size
+        c.tx_ring_size = self.ring_size
+        c.overflow = 0 if self.overflow == "drop" else 1
+        c.idle_spin = self.idle.spin
+        c.idle_pause = self.idle.pause
+        c.idle_sleep_min_us = self.idle.sleep_min_us
+        c.idle_sleep_max_us = self.idle.sleep_max_us
+        if self.cpu is not None:
+            for q in range(self.num_queues):
+                c.cpus[q] = self.cpu[q % len(self.cpu)]
+        c.rx_enabled = self.rx
+        return c, opts

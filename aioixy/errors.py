@@ -1,0 +1,77 @@
+"""Exceptions raised by aioixy, one class per kind of failure the native core reports."""
+
+from __future__ import annotations
+
+
+class AioixyError(Exception):
+    """Base class of every aioixy error."""
+
+
+class InvalidOption(AioixyError, ValueError):
+    """An option or argument is out of range or malformed."""
+
+
+class DeviceNotFound(AioixyError, LookupError):
+    """Unknown device name, no such PCI address, or no driver for the device."""
+
+
+class DeviceBusy(AioixyError):
+    """The device is in use, or carries the host's traffic and was not forced."""
+
+
+class NoHugepages(AioixyError):
+    """Hardware DMA needs reserved 2 MiB hugepages and there are not enough."""
+
+
+class NotPermitted(AioixyError, PermissionError):
+    """The process lacks the rights (root / CAP_SYS_ADMIN) the operation needs."""
+
+
+class DeviceTimeout(AioixyError, TimeoutError):
+    """The device did not answer in time (reset, link, queue enable)."""
+
+
+class DeviceError(AioixyError):
+    """The device is in an error state (e.g. the 82599 model caught a driver fault)."""
+
+
+class DeviceIOError(AioixyError, OSError):
+    """An I/O error talking to the device or sysfs."""
+
+
+class OutOfMemory(AioixyError, MemoryError):
+    """No heap or DMA memory left."""
+
+
+class PoolExhausted(AioixyError):
+    """The port's mempool has no free buffers for an allocation."""
+
+
+class PacketReleased(AioixyError):
+    """The packet was sent or released: its buffer belongs to someone else now."""
+
+
+class PortClosed(AioixyError):
+    """The port is closed."""
+
+
+_BY_CODE: dict[int, type[AioixyError]] = {
+    1: InvalidOption,
+    2: DeviceNotFound,
+    3: DeviceBusy,
+    4: NoHugepages,
+    5: NotPermitted,
+    6: OutOfMemory,
+    7: DeviceIOError,
+    8: DeviceTimeout,
+    9: DeviceError,
+}
+
+
+def from_native(rc: int) -> AioixyError:
+    """The exception for a negative AIOIXY_E* return code, with the native message."""
+    from aioixy._ffi import ffi, lib
+
+    message = ffi.string(lib.aioixy_last_error()).decode(errors="replace")
+    cls = _BY_CODE.get(-rc, AioixyError)
+    return cls(message or f"native error {rc}")

@@ -1,0 +1,183 @@
+"""Zero-copy packets and batches, and who owns their buffers.
+
+A :class:`PacketBatch` owns DMA buffers from a port's mempool. Its packets are views into those
+buffers: ``pkt.data`` is a writable memoryview of the packet bytes, with no copy. Ownership is
+explicit and moves in one direction only:
+
+* ``await port.tx(batch)`` (or a list of packets) hands the buffers to the port: the batch no
+  longer owns them, and touching those packets afterwards raises :class:`PacketReleased`;
+* ``batch.release()``, leaving a ``with batch:`` block, or the batch being garbage collected
+  returns every buffer the batch still owns to its pool, in one native call.
+
+A memoryview obtained from ``pkt.data`` is NOT tracked: do not keep it past the packet's
+release (the same rule as a buffer you got from ``mmap``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from itertools import repeat
+
+from aioixy._ffi import ffi, lib
+from aioixy.errors import InvalidOption, PacketReleased
+
+_free_bulk = lib.aioixy_mempool_free_bulk
+_unpack = ffi.unpack
+_NULL = ffi.NULL
+
+
+class Packet:
+    """One packet of a batch: ``len(pkt)``, ``pkt.data`` (writable memoryview), ``pkt.length``."""
+
+    __slots__ = ("_b", "_batch", "_i")
+
+    def __init__(self, batch: PacketBatch, index: int, buf) -> None:
+        self._batch = batch
+        self._i = index
+        self._b = buf  # cached pointer; ownership is still checked against the batch
+
+    def _buf(self):
+        batch = self._batch
+        i = self._i
+        if i < batch._start or (batch._holes and not batch._bufs[i]):
+            raise PacketReleased("this packet was sent or released")
+        return self._b
+
+    def __len__(self) -> int:
+        batch = self._batch
+        i = self._i
+        if i < batch._start or (batch._holes and not batch._bufs[i]):
+            raise PacketReleased("this packet was sent or released")
+        return self._b.len
+
+    @property
+    def data(self) -> memoryview:
+        """The packet bytes, zero-copy and writable (``len(pkt)`` bytes)."""
+        b = self._buf()
+        return memoryview(ffi.buffer(b.data, b.len))
+
+    @property
+    def length(self) -> int:
+        return self._buf().len
+
+    @length.setter
+    def length(self, value: int) -> None:
+        b = self._buf()
+        room = lib.aioixy_mempool_data_room(b.pool)
+        if not 0 <= value <= room:
+            raise InvalidOption(f"packet length {value} does not fit a buffer of {room} bytes")
+        b.len = value
+
+    @property
+    def room(self) -> int:
+        """The most bytes this packet's buffer can hold."""
+        return lib.aioixy_mempool_data_room(self._buf().pool)
+
+    @property
+    def iova(self) -> int:
+        """Bus address of the packet data (what the NIC DMAs to/from)."""
+        return self._buf().iova + lib.AIOIXY_PKT_HEADER
+
+    def tobytes(self) -> bytes:
+        b = self._buf()
+        return ffi.buffer(b.data, b.len)[:]
+
+    def write(self, data: bytes | bytearray | memoryview, offset: int = 0) -> None:
+        """Copy ``data`` into the packet at ``offset``, growing its length if needed."""
+        b = self._buf()
+        end = offset + len(data)
+        room = lib.aioixy_mempool_data_room(b.pool)
+        if offset < 0 or end > room:
+            raise InvalidOption(
+                f"{len(data)} bytes at offset {offset} exceed the {room}-byte buffer"
+            )
+        ffi.memmove(b.data + offset, data, len(data))
+        if end > b.len:
+            b.len = end
+
+    def __repr__(self) -> str:
+        try:
+            return f"<Packet len={len(self)}>"
+        except PacketReleased:
+            return "<Packet released>"
+
+
+class PacketBatch:
+    """Packets received or allocated together; owns their buffers until sent or released."""
+
+    __slots__ = ("__weakref__", "_bufs", "_holes", "_n", "_start")
+
+    def __init__(self, bufs, n: int) -> None:
+        self._bufs = bufs
+        self._n = n
+        self._start = 0  # slots before _start are no longer ours
+        self._holes = 0  # slots after _start taken individually (set to NULL)
+
+    def __len__(self) -> int:
+        return self._n - self._start - self._holes
+
+    def __iter__(self) -> Iterator[Packet]:
+        s, n = self._start, self._n
+        if self._holes:
+            bufs = self._bufs
+            return (Packet(self, i, bufs[i]) for i in range(s, n) if bufs[i])
+        # one native call unpacks every pointer; map() builds the packets without a frame each
+        return map(Packet, repeat(self, n - s), range(s, n), _unpack(self._bufs + s, n - s))
+
+    def __getitem__(self, index: int) -> Packet:
+        n = self._n
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"packet index {index} out of range for a batch of {n}")
+        pkt = Packet(self, index, self._bufs[index])
+        pkt._buf()  # raises if it is no longer ours
+        return pkt
+
+    @property
+    def nbytes(self) -> int:
+        bufs = self._bufs
+        return sum(bufs[i].len for i in range(self._start, self._n) if bufs[i])
+
+    def release(self) -> None:
+        """Give every buffer this batch still owns back to its pool (idempotent)."""
+        s, n = self._start, self._n
+        if s >= n:
+            return
+        self._start = n
+        if self._holes:
+            owned = [b for b in self._bufs[s:n] if b]
+            self._holes = 0
+            if owned:
+                _free_bulk(ffi.new("struct aioixy_pkt_buf *[]", owned), len(owned))
+        else:
+            _free_bulk(self._bufs + s, n - s)
+
+    def __enter__(self) -> PacketBatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        # at interpreter shutdown the native library may already be gone
+        with contextlib.suppress(Exception):
+            self.release()
+
+    def __repr__(self) -> str:
+        return f"<PacketBatch {len(self)} packets>"
+
+    # --- ownership transfer, used by Port.tx ---------------------------------------------
+
+    def _take_prefix(self, count: int) -> None:
+        """The first `count` owned buffers now belong to someone else (no holes case)."""
+        self._start += count
+
+    def _take_slot(self, index: int) -> None:
+        self._bufs[index] = _NULL
+        self._holes += 1
+        if index == self._start:
+            while self._start < self._n and not self._bufs[self._start]:
+                self._start += 1
+                self._holes -= 1

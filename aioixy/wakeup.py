@@ -1,0 +1,102 @@
+"""Sleeping on a queue's eventfd without paying a syscall per batch.
+
+Each queue has one eventfd, registered with the event loop once (``add_reader``) for the port's
+lifetime. A coroutine that finds nothing to do announces it is about to wait
+(``aioixy_queue_prepare_wait``, which re-checks the rings after a full fence); only then does the
+poller write the eventfd. While Python keeps up with the traffic it never waits, so the poller
+never writes and the loop never wakes for nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+
+from aioixy._ffi import lib
+from aioixy.errors import PortClosed
+
+
+class QueueWaiter:
+    """The futures waiting on one queue, and what they wait for."""
+
+    __slots__ = ("_closed", "_efd", "_loop", "_port", "_q", "_rx", "_tx", "_waiters")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, port, q: int) -> None:
+        self._loop = loop
+        self._port = port
+        self._q = q
+        self._efd = lib.aioixy_queue_eventfd(port, q)
+        self._waiters: dict[asyncio.Future, tuple[bool, bool]] = {}
+        self._rx = 0
+        self._tx = 0
+        self._closed = False
+        loop.add_reader(self._efd, self._on_eventfd)
+
+    def _on_eventfd(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # another wake-up already reset it
+            os.read(self._efd, 8)
+        self._wake_all()
+
+    def _wake_all(self) -> None:
+        for fut in self._waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def arm(self, fut: asyncio.Future, want_rx: bool, want_tx: bool) -> bool:
+        """Register `fut`; False if the condition already holds (then `fut` is not armed)."""
+        if self._closed:
+            raise PortClosed("the port is closed")
+        self._waiters[fut] = (want_rx, want_tx)
+        self._rx += want_rx
+        self._tx += want_tx
+        # announce everything anyone here waits for: the poller clears the whole announcement
+        # when it wakes us, and every waiter re-checks its own condition
+        if lib.aioixy_queue_prepare_wait(self._port, self._q, self._rx > 0, self._tx > 0):
+            self.disarm(fut)
+            self._wake_all()
+            return False
+        return True
+
+    def disarm(self, fut: asyncio.Future) -> None:
+        want = self._waiters.pop(fut, None)
+        if want is None:
+            return
+        self._rx -= want[0]
+        self._tx -= want[1]
+        if not self._waiters and not self._closed:
+            lib.aioixy_queue_cancel_wait(self._port, self._q)
+
+    async def wait(self, want_rx: bool, want_tx: bool) -> None:
+        fut = self._loop.create_future()
+        if not self.arm(fut, want_rx, want_tx):
+            return
+        try:
+            await fut
+        finally:
+            self.disarm(fut)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._loop.remove_reader(self._efd)
+        for fut in list(self._waiters):
+            if not fut.done():
+                fut.set_exception(PortClosed("the port was closed while waiting"))
+        self._waiters.clear()
+
+
+async def wait_any(waiters: list[QueueWaiter], loop: asyncio.AbstractEventLoop) -> None:
+    """Wait until any of several queues has rx data (for streams merging queues)."""
+    fut = loop.create_future()
+    armed = []
+    try:
+        for w in waiters:
+            if not w.arm(fut, True, False):
+                return
+            armed.append(w)
+        await fut
+    finally:
+        for w in armed:
+            w.disarm(fut)

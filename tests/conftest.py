@@ -1,0 +1,33 @@
+"""Every async test runs twice: on asyncio's default loop and on uvloop."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+import pytest
+
+import aioixy
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is a test dependency
+    uvloop = None
+
+
+def pytest_asyncio_loop_factories(config, item):
+    factories = {"asyncio": asyncio.new_event_loop}
+    if uvloop is None:
+        raise pytest.UsageError("uvloop is required for the test suite (pip install -e '.[test]')")
+    factories["uvloop"] = uvloop.new_event_loop
+    return factories
+
+
+@pytest.fixture
+def no_leaks():
+    """Fails the test if any mempool outlives it (i.e. a DMA buffer was not accounted for)."""
+    gc.collect()
+    before = aioixy.native_pools_alive()
+    yield
+    gc.collect()
+    assert aioixy.native_pools_alive() == before, "a mempool was not released: buffers leaked"

@@ -17,7 +17,7 @@
  * Closing an end must not race with the peer's tx poller still pushing into the end's incoming
  * rings: each producer raises a per-ring busy flag around its enqueue and re-checks that the
  * receiver is open; the closer clears its open flag, waits out busy producers, then drains. Both
- * sides use seq_cst fences, so either the producer sees the closed flag or the closer sees the
+ * sides use seq_cst stores and loads, so either the producer sees the closed flag or the closer sees the
  * busy flag. Whatever is left on the wire when both ends are closed goes back to its pools.
  */
 #include "device.h"
@@ -79,9 +79,9 @@ static uint32_t pair_tx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_bu
         bytes += bufs[i]->len;
     int peer = 1 - e->side;
     _Atomic uint32_t *busy = &w->busy[e->side][q].flag;
-    atomic_store_explicit(busy, 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_seq_cst);
-    bool peer_open = atomic_load_explicit(&w->open[peer], memory_order_relaxed);
+    /* seq_cst store + load, paired with the closer's seq_cst store + load (Dekker) */
+    atomic_store_explicit(busy, 1, memory_order_seq_cst);
+    bool peer_open = atomic_load_explicit(&w->open[peer], memory_order_seq_cst);
     uint32_t k = 0;
     uint64_t unsent_bytes = 0;
     if (peer_open) {
@@ -176,11 +176,10 @@ static void pair_close(struct aioixy_dev *dev)
     struct pair_wire *w = e->wire;
     int peer = 1 - e->side;
     pthread_mutex_lock(&wires_lock);
-    atomic_store_explicit(&w->open[e->side], false, memory_order_relaxed);
-    atomic_thread_fence(memory_order_seq_cst);
+    atomic_store_explicit(&w->open[e->side], false, memory_order_seq_cst);
     /* wait out a peer poller caught between its open check and its enqueue */
     for (int q = 0; q < AIOIXY_MAX_QUEUES; q++)
-        while (atomic_load_explicit(&w->busy[peer][q].flag, memory_order_acquire))
+        while (atomic_load_explicit(&w->busy[peer][q].flag, memory_order_seq_cst))
             aioixy_cpu_relax();
     /* our own pollers are joined, so this thread is now the only consumer of incoming rings */
     for (int q = 0; q < AIOIXY_MAX_QUEUES; q++)

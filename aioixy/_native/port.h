@@ -12,9 +12,9 @@
  *   - wakes the event loop through the queue's eventfd ONLY when Python has announced that it
  *     is about to wait (aioixy_queue_prepare_wait). A busy consumer costs no syscalls.
  *
- * Wait protocol (Dekker style, both sides use seq_cst fences):
- *   consumer: store waiting=1; fence; re-check the ring; if still nothing -> sleep on eventfd
- *   producer: publish to the ring; fence; if waiting: exchange(waiting, 0) and write eventfd.
+ * Wait protocol (Dekker style, ordered by read-modify-writes on the `waiting` word):
+ *   consumer: exchange(waiting, bits); re-check the ring; if still nothing -> sleep on eventfd
+ *   producer: publish to the ring; fetch_or(waiting, 0); if set: exchange(waiting, 0), write eventfd.
  *
  * Idle strategy: busy poll while there is work; after `idle_spin` empty rounds spin with
  * cpu_relax for `idle_pause` rounds, then nanosleep, doubling from idle_sleep_min_us up to

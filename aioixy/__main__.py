@@ -1,0 +1,5 @@
+import sys
+
+from aioixy.cli import main
+
+sys.exit(main())

@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 
-def _loop_runner(use_uvloop: bool):  # noqa: ANN202
+def _loop_runner(use_uvloop: bool):
     if use_uvloop:
         import uvloop
 
@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--json", action="store_true", help="print a JSON summary only")
     args = parser.parse_args(argv)
 
-    from aioixy import AioixyError, demo as demo_mod
+    from aioixy import AioixyError
+    from aioixy import demo as demo_mod
 
     try:
         if args.cmd == "demo":

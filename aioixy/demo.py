@@ -31,7 +31,7 @@ class DemoResult:
 
 
 async def run(device: str = "null", duration: float = 5.0, batch_size: int = 64,
-              out=sys.stdout, as_json: bool = False) -> DemoResult:  # noqa: ANN001
+              out=sys.stdout, as_json: bool = False) -> DemoResult:
     src_opts = {"overflow": "pause"} if device == "null" else {}
     async with aioixy.open(device, batch_size=batch_size, **src_opts) as src, \
             aioixy.open("pair:demo:a", batch_size=batch_size, flow_control=True) as a, \

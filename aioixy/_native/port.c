@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -96,7 +97,12 @@ static inline void notify(struct port_queue *q, uint32_t bit)
     stat_add(&q->st.wakeups, 1);
 }
 
-static bool poll_rx(struct port_queue *q, struct aioixy_dev *dev, const struct aioixy_port_config *cfg)
+/* What one round of a direction achieved. BLOCKED (rx ring full in PAUSE mode, or the device
+ * refusing pending tx) is not idleness: the other side is about to make room, so the poller
+ * must not fall into long sleeps, or it would stall a consumer that just drained the ring. */
+enum round_result { ROUND_IDLE = 0, ROUND_WORK = 1, ROUND_BLOCKED = 2 };
+
+static int poll_rx(struct port_queue *q, struct aioixy_dev *dev, const struct aioixy_port_config *cfg)
 {
     uint32_t want = cfg->batch_size;
     if (cfg->overflow == AIOIXY_OVERFLOW_PAUSE) {
@@ -105,12 +111,12 @@ static bool poll_rx(struct port_queue *q, struct aioixy_dev *dev, const struct a
         if (space < want)
             want = space;
         if (!want)
-            return false;
+            return ROUND_BLOCKED;
     }
     struct aioixy_pkt_buf **b = q->work.scratch;
     uint32_t n = dev->ops->rx_batch(dev, q->qid, b, want);
     if (!n)
-        return false;
+        return ROUND_IDLE;
     /* sum before publishing: once in the ring, Python may free (and reuse) a buffer at once */
     uint64_t bytes = 0;
     for (uint32_t i = 0; i < n; i++)
@@ -128,10 +134,10 @@ static bool poll_rx(struct port_queue *q, struct aioixy_dev *dev, const struct a
     stat_add(&q->st.rx_batches, 1);
     if (k)
         notify(q, WANT_RX);
-    return true;
+    return ROUND_WORK;
 }
 
-static bool poll_tx(struct port_queue *q, struct aioixy_dev *dev, const struct aioixy_port_config *cfg)
+static int poll_tx(struct port_queue *q, struct aioixy_dev *dev, const struct aioixy_port_config *cfg)
 {
     if (q->work.pending_count == 0) {
         uint32_t n = aioixy_ring_dequeue_burst(q->tx_ring, (void **)q->work.pending, cfg->batch_size);
@@ -139,7 +145,7 @@ static bool poll_tx(struct port_queue *q, struct aioixy_dev *dev, const struct a
         q->work.pending_count = n;
         if (!n) {
             dev->ops->tx_batch(dev, q->qid, q->work.pending, 0); /* reclaim only */
-            return false;
+            return ROUND_IDLE;
         }
         for (uint32_t i = 0; i < n; i++)
             q->work.lens[i] = q->work.pending[i]->len;
@@ -148,7 +154,7 @@ static bool poll_tx(struct port_queue *q, struct aioixy_dev *dev, const struct a
     uint32_t head = q->work.pending_head;
     uint32_t sent = dev->ops->tx_batch(dev, q->qid, q->work.pending + head, q->work.pending_count);
     if (!sent)
-        return false;
+        return ROUND_BLOCKED;
     /* lengths were captured before the call: sent buffers may already be back in a pool */
     uint64_t bytes = 0;
     for (uint32_t i = 0; i < sent; i++)
@@ -159,7 +165,7 @@ static bool poll_tx(struct port_queue *q, struct aioixy_dev *dev, const struct a
     stat_add(&q->st.tx_packets, sent);
     stat_add(&q->st.tx_bytes, bytes);
     stat_add(&q->st.tx_batches, 1);
-    return true;
+    return ROUND_WORK;
 }
 
 static void *poller_main(void *arg)
@@ -169,18 +175,23 @@ static void *poller_main(void *arg)
     struct aioixy_dev *dev = port->dev;
     const struct aioixy_port_config *cfg = &port->cfg;
     uint32_t idle = 0;
-    uint32_t sleep_us = cfg->idle_sleep_min_us ? cfg->idle_sleep_min_us : 1;
+    const uint32_t min_us = cfg->idle_sleep_min_us ? cfg->idle_sleep_min_us : 1;
+    uint32_t sleep_us = min_us;
+    /* the default 50 us timer slack would turn every short back-off sleep into a long one */
+    prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
     while (!atomic_load_explicit(&port->stop, memory_order_acquire)) {
-        bool work = false;
+        int r = 0;
         if (q->do_rx)
-            work |= poll_rx(q, dev, cfg);
+            r |= poll_rx(q, dev, cfg);
         if (q->do_tx)
-            work |= poll_tx(q, dev, cfg);
-        if (work) {
+            r |= poll_tx(q, dev, cfg);
+        if (r & ROUND_WORK) {
             idle = 0;
-            sleep_us = cfg->idle_sleep_min_us ? cfg->idle_sleep_min_us : 1;
+            sleep_us = min_us;
             continue;
         }
+        if (r & ROUND_BLOCKED)
+            sleep_us = min_us; /* waiting for the other side: keep back-off short */
         idle++;
         if (idle <= cfg->idle_spin)
             continue;
@@ -191,7 +202,8 @@ static void *poller_main(void *arg)
         struct timespec ts = {.tv_sec = sleep_us / 1000000u, .tv_nsec = (long)(sleep_us % 1000000u) * 1000};
         nanosleep(&ts, NULL);
         stat_add(&q->st.idle_sleeps, 1);
-        sleep_us = sleep_us * 2 > cfg->idle_sleep_max_us ? cfg->idle_sleep_max_us : sleep_us * 2;
+        if (!(r & ROUND_BLOCKED))
+            sleep_us = sleep_us * 2 > cfg->idle_sleep_max_us ? cfg->idle_sleep_max_us : sleep_us * 2;
     }
     return NULL;
 }

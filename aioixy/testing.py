@@ -77,8 +77,10 @@ def check_frame(data: bytes | memoryview, expected_size: int | None = None) -> i
 
 
 def sizes_for(count: int, sizes: Sequence[int] = (60, 64, 128, 333, 512, 1000, 1514)) -> list[int]:
-    """A deterministic mix of frame sizes (the i-th packet gets sizes[i*7 % len])."""
-    return [sizes[(i * 7) % len(sizes)] for i in range(count)]
+    """A deterministic mix of frame sizes, cycling through `sizes` in a scrambled order."""
+    n = len(sizes)
+    step = next(s for s in (3, 5, 7, 11, 13, 1) if n % s or n == 1)  # coprime: hits every size
+    return [sizes[(i * step) % n] for i in range(count)]
 
 
 def fill(batch: PacketBatch, first_seq: int, sizes: Sequence[int], src: bytes = b"\x02\0\0\0\0\1",
@@ -101,6 +103,12 @@ class SequenceReport:
     corrupted: int = 0
     last_seq: int = -1
     first_error: str | None = None
+    advanced: asyncio.Event = attrs.field(factory=asyncio.Event, repr=False, eq=False)
+
+    @property
+    def accounted(self) -> int:
+        """Frames seen so far, good or bad."""
+        return self.received + self.corrupted + self.duplicates
 
     def ok(self, expected: int) -> bool:
         return (self.received == expected and not self.out_of_order and not self.duplicates
@@ -108,13 +116,24 @@ class SequenceReport:
 
 
 async def send_sequence(port, count: int, sizes: Sequence[int] | None = None,
-                        batch: int = 32, queue: int = 0, dst: bytes = _BROADCAST) -> int:
-    """Send frames 0..count-1 (sizes from `sizes`, default :func:`sizes_for`), awaiting tx."""
+                        batch: int = 32, queue: int = 0, dst: bytes = _BROADCAST,
+                        window: int | None = None, progress: SequenceReport | None = None) -> int:
+    """Send frames 0..count-1 (sizes from `sizes`, default :func:`sizes_for`), awaiting tx.
+
+    With `window`, at most that many frames are in flight: the sender waits until `progress`
+    (the receiver's report) has caught up. This is ack clocking for links whose own
+    back-pressure is not order-preserving (QEMU's hub queues frames for a receiver that ran out
+    of buffers and may deliver newer ones first).
+    """
     sizes = list(sizes) if sizes is not None else sizes_for(count)
     src = bytes.fromhex(port.mac.replace(":", ""))
     sent = 0
     while sent < count:
         n = min(batch, count - sent)
+        if window is not None and progress is not None:
+            while sent + n - progress.accounted > window:
+                progress.advanced.clear()
+                await progress.advanced.wait()
         b = port.alloc(n, size=MIN_FRAME, queue=queue)
         fill(b, sent, sizes[sent:sent + n], src, dst)
         await port.tx(b, queue=queue)
@@ -124,10 +143,11 @@ async def send_sequence(port, count: int, sizes: Sequence[int] | None = None,
 
 async def receive_sequence(port, count: int, timeout: float = 30.0,
                            sizes: Sequence[int] | None = None, verify_bytes: bool = True,
-                           queue: int | None = None) -> SequenceReport:
+                           queue: int | None = None,
+                           report: SequenceReport | None = None) -> SequenceReport:
     """Receive until `count` frames arrived (or `timeout` passed without completing)."""
     sizes = list(sizes) if sizes is not None else sizes_for(count)
-    rep = SequenceReport()
+    rep = report if report is not None else SequenceReport()
     seen: set[int] = set()
     deadline = time.monotonic() + timeout
 
@@ -136,6 +156,7 @@ async def receive_sequence(port, count: int, timeout: float = 30.0,
             with b:
                 for pkt in b:
                     _account(rep, seen, pkt, sizes, verify_bytes)
+            rep.advanced.set()
             if rep.received + rep.duplicates >= count:
                 return
 
@@ -171,10 +192,18 @@ def _account(rep: SequenceReport, seen: set[int], pkt: Packet, sizes: Sequence[i
 
 
 async def transfer(tx_port, rx_port, count: int, sizes: Sequence[int] | None = None,
-                   timeout: float = 60.0) -> SequenceReport:
+                   timeout: float = 60.0, window: int | None = None) -> SequenceReport:
     """Send `count` sequenced frames from tx_port and check what rx_port receives."""
     sizes = list(sizes) if sizes is not None else sizes_for(count)
-    receiver = asyncio.ensure_future(receive_sequence(rx_port, count, timeout, sizes))
+    rep = SequenceReport()
+    receiver = asyncio.ensure_future(receive_sequence(rx_port, count, timeout, sizes, report=rep))
     await asyncio.sleep(0)
-    await send_sequence(tx_port, count, sizes)
-    return await receiver
+    sender = asyncio.ensure_future(send_sequence(tx_port, count, sizes, window=window,
+                                                 progress=rep))
+    try:
+        await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_EXCEPTION)
+        if sender.done() and not sender.cancelled() and sender.exception():
+            raise sender.exception()
+        return await receiver
+    finally:
+        sender.cancel()

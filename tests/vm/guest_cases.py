@@ -1,0 +1,200 @@
+"""What the VM tier runs inside the guest: one case per invocation, a JSON line on success.
+
+    python tests/vm/guest_cases.py CASE [ARGS]
+
+Each case exits non-zero with a traceback when a check fails. The host-side tests
+(tests/vm/test_virtio_vm.py) start them through the agent and assert on the outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+
+import aioixy
+from aioixy.testing import frame_seq, make_frame, receive_sequence, sizes_for, transfer
+
+A, B = "0000:00:10.0", "0000:00:11.0"
+MAC_B = bytes.fromhex("52540012340b")
+LOSSLESS = {"overflow": "pause", "batch_size": 32}
+# fewer frames in flight than b's 256 rx descriptors: the device never runs out of buffers, so
+# QEMU never has to queue (and possibly reorder) frames on the hub
+WINDOW = 192
+
+
+def hugepages(n: int = 96) -> None:
+    with open("/proc/sys/vm/nr_hugepages", "w") as f:
+        f.write(str(n))
+
+
+def all_pools_freed() -> bool:
+    # A NIC keeps rx buffers posted while open, so "whole" is checked after close: a pool is
+    # destroyed only once every one of its buffers is back, so zero live pools means not one
+    # DMA buffer was lost.
+    gc.collect()
+    return aioixy.native_pools_alive() == 0
+
+
+async def case_ab(count: int) -> dict:
+    sizes = sizes_for(count)
+    async with aioixy.open(A, **LOSSLESS) as a, aioixy.open(B, **LOSSLESS) as b:
+        assert a.driver == "virtio" and a.mac == "52:54:00:12:34:0a", (a.driver, a.mac)
+        assert a.link().up and b.link().up
+        t0 = time.monotonic()
+        rep = await transfer(a, b, count, sizes, timeout=600, window=WINDOW)
+        elapsed = time.monotonic() - t0
+        assert rep.ok(count), rep
+        sa, sb = a.stats(), b.stats()
+        assert sa.tx_packets == sb.rx_packets == count, (sa, sb)
+        assert sa.tx_bytes == sb.rx_bytes == sum(sizes)
+        assert sa.device.tx_packets == sb.device.rx_packets == count
+    assert all_pools_freed()
+    return {"packets": count, "bytes": rep.bytes, "seconds": round(elapsed, 2),
+                "pps": round(count / elapsed)}
+
+
+async def case_promisc() -> dict:
+    foreign = bytes.fromhex("525400999999")
+    dests = {"own": MAC_B, "foreign": foreign, "broadcast": b"\xff" * 6}
+    seen = {}
+    async with aioixy.open(A, **LOSSLESS) as a, aioixy.open(B, **LOSSLESS) as b:
+        for mode in (False, True, False):
+            b.set_promisc(mode)
+            assert b.promiscuous == mode
+            got = set()
+            for i, mac in enumerate(dests.values()):
+                batch = a.alloc(1)
+                batch[0].write(make_frame(i, 60, bytes.fromhex("52540012340a"), mac))
+                await a.tx(batch)
+            rep = await receive_sequence(b, 3, timeout=3, sizes=[60] * 3)
+            del rep
+            # receive_sequence consumed them; re-send and record which destinations arrive
+            for i, mac in enumerate(dests.values()):
+                batch = a.alloc(1)
+                batch[0].write(make_frame(100 + i, 60, bytes.fromhex("52540012340a"), mac))
+                await a.tx(batch)
+            deadline = time.monotonic() + 3
+            stream = b.rx()
+            while time.monotonic() < deadline and len(got) < 3:
+                try:
+                    batch = await asyncio.wait_for(stream.__anext__(), deadline - time.monotonic())
+                except TimeoutError:
+                    break
+                for pkt in batch:
+                    seq = frame_seq(pkt.data)
+                    if seq >= 100:
+                        got.add(list(dests)[seq - 100])
+                batch.release()
+            seen[str(mode)] = sorted(got)
+    assert seen["False"] == ["broadcast", "own"], seen
+    assert seen["True"] == ["broadcast", "foreign", "own"], seen
+    return seen
+
+
+async def case_reopen(rounds: int) -> dict:
+    for r in range(rounds):
+        async with aioixy.open(A, **LOSSLESS) as a, aioixy.open(B, **LOSSLESS) as b:
+            rep = await transfer(a, b, 500, timeout=60, window=WINDOW)
+            assert rep.ok(500), (r, rep)
+        assert all_pools_freed(), r
+    return {"rounds": rounds}
+
+
+async def case_blast() -> None:
+    """Sends from A forever (the host SIGKILLs this process mid-traffic)."""
+    async with aioixy.open(A, batch_size=32) as a:
+        print("blasting", flush=True)
+        seq = 0
+        while True:
+            batch = a.alloc(32)
+            for pkt in batch:
+                pkt.data[42:50] = seq.to_bytes(8, "big")
+                seq += 1
+            await a.tx(batch)
+
+
+def expect(exc: type[Exception], fn, *args, **kw) -> str:
+    try:
+        asyncio.run(fn(*args, **kw))
+    except exc as e:
+        return str(e)
+    raise AssertionError(f"{fn.__name__}{args} did not raise {exc.__name__}")
+
+
+async def _open(dev: str, **kw) -> None:
+    async with aioixy.open(dev, **kw):
+        pass
+
+
+def driver_of(addr: str) -> str:
+    link = f"/sys/bus/pci/devices/{addr}/driver"
+    return os.path.basename(os.readlink(link)) if os.path.exists(link) else ""
+
+
+def case_errors() -> dict:
+    out = {}
+    out["no_device"] = expect(aioixy.DeviceNotFound, _open, "0000:00:1e.7")
+    out["not_virtio_isa_bridge"] = expect(aioixy.DeviceNotFound, _open, "0000:00:1f.0")
+    out["virtio_serial"] = expect(aioixy.DeviceNotFound, _open, "0000:00:03.0")
+    # no hugepages: refused before the NIC is touched (it stays with its kernel driver)
+    t1 = "0000:00:13.0"
+    before = driver_of(t1)
+    hugepages(0)
+    out["no_hugepages"] = expect(aioixy.NoHugepages, _open, t1)
+    assert driver_of(t1) == before, (before, driver_of(t1))
+    hugepages()
+    # an interface that is up with an address is refused unless forced
+    subprocess.run(["modprobe", "virtio_net"], check=True)
+    if not driver_of(t1):
+        with open("/sys/bus/pci/drivers/virtio-pci/bind", "w") as f:
+            f.write(t1)
+    time.sleep(0.5)
+    devdir = f"/sys/bus/pci/devices/{t1}"
+    vdir = next(d for d in os.listdir(devdir) if d.startswith("virtio"))
+    ifname = os.listdir(f"{devdir}/{vdir}/net")[0]
+    subprocess.run(["ip", "addr", "add", "198.18.1.2/24", "dev", ifname], check=True)
+    subprocess.run(["ip", "link", "set", ifname, "up"], check=True)
+    out["busy"] = expect(aioixy.DeviceBusy, _open, t1)
+    assert "force" in out["busy"] and ifname in out["busy"]
+    asyncio.run(_open(t1, force=True))  # forcing works, and the device is ours afterwards
+    assert driver_of(t1) == "", driver_of(t1)
+    # not root: the same open as an unprivileged user
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        sys.executable, "-c",
+                        "import asyncio, aioixy\n"
+                        "async def go():\n await aioixy.open('0000:00:10.0')\n"
+                        "try:\n asyncio.run(go())\n"
+                        "except aioixy.NotPermitted as e: print('NotPermitted:', e)\n"],
+                       capture_output=True, text=True)
+    assert "NotPermitted" in r.stdout, r.stdout + r.stderr
+    out["not_root"] = r.stdout.strip()
+    return out
+
+
+def main() -> int:
+    case = sys.argv[1]
+    hugepages()
+    if case == "ab":
+        res = asyncio.run(case_ab(int(sys.argv[2])))
+    elif case == "promisc":
+        res = asyncio.run(case_promisc())
+    elif case == "reopen":
+        res = asyncio.run(case_reopen(int(sys.argv[2])))
+    elif case == "blast":
+        asyncio.run(case_blast())
+        return 0
+    elif case == "errors":
+        res = case_errors()
+    else:
+        raise SystemExit(f"unknown case {case}")
+    print(json.dumps({"case": case, "ok": True, **res}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -27,7 +27,7 @@ static void find_ifname(const char *devdir, char *out, size_t len)
 {
     char path[512];
     out[0] = '\0';
-    snprintf(path, sizeof(path), "%s/net", devdir);
+    snprintf(path, sizeof(path), "%.300s/net", devdir);
     DIR *d = opendir(path);
     if (!d) {
         DIR *dd = opendir(devdir);
@@ -36,7 +36,7 @@ static void find_ifname(const char *devdir, char *out, size_t len)
         struct dirent *e;
         while ((e = readdir(dd))) {
             if (strncmp(e->d_name, "virtio", 6) == 0) {
-                snprintf(path, sizeof(path), "%s/%s/net", devdir, e->d_name);
+                snprintf(path, sizeof(path), "%.300s/%.100s/net", devdir, e->d_name);
                 d = opendir(path);
                 if (d)
                     break;
@@ -49,7 +49,7 @@ static void find_ifname(const char *devdir, char *out, size_t len)
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] != '.') {
-            snprintf(out, len, "%s", e->d_name);
+            snprintf(out, len, "%.63s", e->d_name);
             break;
         }
     }

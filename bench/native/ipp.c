@@ -1,0 +1,70 @@
+/* Drives a device's fast path on one thread, with no poller, so valgrind (callgrind) can count
+ * the instructions each packet costs. Usage: ipp MODE PACKETS [BATCH]
+ *   null-rx   null device rx_batch + free_bulk
+ *   pair-txrx pair end a tx_batch -> end b rx_batch -> free_bulk
+ *   ring      SPSC ring enqueue + dequeue of the same batch (the hand-off to Python)
+ * bench/bench_instructions.py runs it twice with different packet counts and divides the
+ * difference, so set-up costs cancel out. */
+#include "device.h"
+#include "ring.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int main(int argc, char **argv)
+{
+    if (argc < 3)
+        return 2;
+    const char *mode = argv[1];
+    uint64_t packets = strtoull(argv[2], NULL, 10);
+    uint32_t batch = argc > 3 ? (uint32_t)atoi(argv[3]) : 64;
+    struct aioixy_dev_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.rx_queues = cfg.tx_queues = 1;
+    cfg.pool_bufs = 4096;
+    cfg.flow_control = true;
+    struct aioixy_pkt_buf *bufs[AIOIXY_MAX_BATCH];
+    uint64_t done = 0;
+    if (strcmp(mode, "null-rx") == 0) {
+        struct aioixy_dev *d;
+        if (aioixy_dev_open("null", &cfg, &d))
+            return 1;
+        while (done < packets) {
+            uint32_t n = d->ops->rx_batch(d, 0, bufs, batch);
+            aioixy_mempool_free_bulk(bufs, n);
+            done += n;
+        }
+        d->ops->close(d);
+    } else if (strcmp(mode, "pair-txrx") == 0) {
+        struct aioixy_dev *a, *b;
+        if (aioixy_dev_open("pair:ipp:a", &cfg, &a) || aioixy_dev_open("pair:ipp:b", &cfg, &b))
+            return 1;
+        while (done < packets) {
+            if (aioixy_mempool_alloc_bulk(a->pools[0], bufs, batch) != batch)
+                return 1;
+            for (uint32_t i = 0; i < batch; i++)
+                bufs[i]->len = 60;
+            if (a->ops->tx_batch(a, 0, bufs, batch) != batch)
+                return 1;
+            uint32_t n = b->ops->rx_batch(b, 0, bufs, batch);
+            aioixy_mempool_free_bulk(bufs, n);
+            done += n;
+        }
+        a->ops->close(a);
+        b->ops->close(b);
+    } else if (strcmp(mode, "ring") == 0) {
+        struct aioixy_ring *r = aioixy_ring_create(1024);
+        for (uint32_t i = 0; i < batch; i++)
+            bufs[i] = (void *)(uintptr_t)(i + 1);
+        while (done < packets) {
+            uint32_t n = aioixy_ring_enqueue_burst(r, (void **)bufs, batch);
+            done += aioixy_ring_dequeue_burst(r, (void **)bufs, n);
+        }
+        aioixy_ring_free(r);
+    } else {
+        return 2;
+    }
+    printf("%s %lu\n", mode, (unsigned long)done);
+    return 0;
+}

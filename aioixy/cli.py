@@ -1,46 +1,187 @@
-"""The ``aioixy`` command."""
+"""The ``aioixy`` command: list, pktgen, fwd, dump, replay, demo."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
+import json
+import signal
 import sys
+import time
+
+import attrs
 
 
-def _loop_runner(use_uvloop: bool):
-    if use_uvloop:
-        import uvloop
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print a JSON summary (and no status line)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--uvloop", action="store_true", help="run on uvloop")
+    p.add_argument("--force", action="store_true", help="take NICs that are up with addresses")
 
-        return uvloop.run
-    return asyncio.run
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aioixy", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("list", help="network PCI devices and whether aioixy can (safely) take them")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("pktgen", help="send numbered packets, optionally at a fixed rate")
+    p.add_argument("device")
+    p.add_argument("--rate", type=float, help="packets per second (default: as fast as possible)")
+    p.add_argument("--size", type=int, default=60, help="frame size in bytes (default 60)")
+    p.add_argument("--count", type=int, help="stop after this many packets")
+    _add_common(p)
+    p = sub.add_parser("fwd", help="forward between two devices, both directions")
+    p.add_argument("device_a")
+    p.add_argument("device_b")
+    _add_common(p)
+    p = sub.add_parser("dump", help="capture to a pcap file")
+    p.add_argument("device")
+    p.add_argument("--write", "-w", required=True, metavar="FILE.pcap")
+    p.add_argument("--count", type=int, help="stop after this many packets")
+    _add_common(p)
+    p = sub.add_parser("replay", help="send the packets of a pcap file")
+    p.add_argument("file")
+    p.add_argument("device")
+    p.add_argument("--rate", type=float, help="packets per second")
+    _add_common(p)
+    p = sub.add_parser("demo", help="forward on the built-in devices, with live rates")
+    p.add_argument("--device", default="null", help="source device (default: null)")
+    _add_common(p)
+    return parser
+
+
+async def _run_job(args: argparse.Namespace) -> dict:
+    import aioixy
+    from aioixy import tools
+    from aioixy.pcap import PcapWriter
+
+    opts = {"batch_size": args.batch_size, "force": args.force}
+    job = tools.Job(args.cmd)
+    ports: list[aioixy.Port] = []
+    main_tasks: list[asyncio.Task] = []
+    loop = asyncio.get_running_loop()
+    # Ctrl-C: stop the job cleanly (ports closed, buffers back in their pools), then summarize
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGINT, job.stop.set)
+    async with contextlib.AsyncExitStack() as stack:
+        async def port(dev: str, **kw) -> aioixy.Port:
+            p = await stack.enter_async_context(aioixy.open(dev, **{**opts, **kw}))
+            ports.append(p)
+            return p
+
+        if args.cmd == "pktgen":
+            p = await port(args.device, rx=False)
+            lim = tools.RateLimiter(args.rate, args.batch_size)
+            main_tasks.append(asyncio.create_task(
+                tools.pktgen(p, job, args.size, args.count, lim, args.batch_size)))
+        elif args.cmd == "fwd":
+            a, b = await port(args.device_a), await port(args.device_b)
+            main_tasks += [asyncio.create_task(tools.forward(a, b, job)),
+                           asyncio.create_task(tools.forward(b, a, job))]
+        elif args.cmd == "dump":
+            p = await port(args.device)
+            f = stack.enter_context(open(args.write, "wb"))  # noqa: SIM115
+            main_tasks.append(asyncio.create_task(tools.dump(p, job, PcapWriter(f), args.count)))
+        elif args.cmd == "replay":
+            p = await port(args.device, rx=False)
+            lim = tools.RateLimiter(args.rate, args.batch_size)
+            main_tasks.append(asyncio.create_task(tools.replay(p, job, args.file, lim,
+                                                               args.batch_size)))
+        job.started = time.monotonic()
+        status = asyncio.create_task(_status(job, ports, not args.json))
+        stopper = asyncio.create_task(job.stop.wait())
+        timeout = args.duration
+        await asyncio.wait([*main_tasks, stopper], timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
+        job.stop.set()
+        job.stopped = time.monotonic()
+        for t in (*main_tasks, stopper, status):
+            t.cancel()
+        results = await asyncio.gather(*main_tasks, return_exceptions=True)
+        await asyncio.gather(status, stopper, return_exceptions=True)
+        for r in results:
+            if isinstance(r, Exception) and not isinstance(r, asyncio.CancelledError):
+                raise r
+        summary = job.summary(ports)
+        main_tasks.clear()  # finished tasks keep their frames (and any batch in them) alive
+    gc.collect()
+    summary["pools_whole"] = aioixy.native_pools_alive() == 0
+    return summary
+
+
+async def _status(job, ports, show: bool) -> None:
+    if not show:
+        return
+    tty = sys.stderr.isatty()
+    last_n, last_t = 0, time.monotonic()
+    while True:
+        await asyncio.sleep(0.5)
+        now = time.monotonic()
+        rate = (job.packets - last_n) / (now - last_t)
+        last_n, last_t = job.packets, now
+        drops = sum(p.stats().rx_dropped for p in ports if not p.closed)
+        line = f"{job.name}: {job.packets} packets, {rate / 1e6:.3f} Mpps, {drops} rx dropped"
+        print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr,
+              flush=True)
+
+
+def _print_list(as_json: bool) -> None:
+    from aioixy.netlist import SOFTWARE, network_devices
+
+    nics = network_devices()
+    if as_json:
+        print(json.dumps({"pci": [{**attrs.asdict(n), "safe": n.safe} for n in nics],
+                          "software": SOFTWARE}, indent=1))
+        return
+    print(f"{'address':<14} {'id':<10} {'aioixy':<8} {'kernel':<12} {'interface':<10} state")
+    for n in nics:
+        state = ("UNSAFE: up with " + ", ".join(n.addresses)) if not n.safe else \
+            ("up, no address" if n.up else "down")
+        print(f"{n.address:<14} {n.vendor}:{n.device:<5} {n.aioixy_driver or '-':<8} "
+              f"{n.kernel_driver or '-':<12} {n.interface or '-':<10} {state}")
+    for s in SOFTWARE:
+        print(f"{s['device']:<40} {s['what']}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="aioixy", description=__doc__)
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    demo = sub.add_parser("demo", help="forward packets on the built-in devices, with live rates")
-    demo.add_argument("--device", default="null", help="source device (default: null)")
-    demo.add_argument("--duration", type=float, default=5.0, help="seconds (default 5)")
-    demo.add_argument("--batch-size", type=int, default=64)
-    demo.add_argument("--uvloop", action="store_true", help="run on uvloop")
-    demo.add_argument("--json", action="store_true", help="print a JSON summary only")
-    args = parser.parse_args(argv)
-
+    args = _parser().parse_args(argv)
     from aioixy import AioixyError
-    from aioixy import demo as demo_mod
 
+    if args.cmd == "list":
+        _print_list(args.json)
+        return 0
+    if args.uvloop:
+        import uvloop
+
+        run = uvloop.run
+    else:
+        run = asyncio.run
     try:
         if args.cmd == "demo":
-            run = _loop_runner(args.uvloop)
-            result = run(demo_mod.run(args.device, args.duration, args.batch_size,
-                                      as_json=args.json))
+            from aioixy import demo
+
+            result = run(demo.run(args.device, args.duration or 5.0, args.batch_size,
+                                  as_json=args.json))
             return 0 if result.pools_whole and not result.out_of_order else 1
+        summary = run(_run_job(args))
     except AioixyError as exc:
         print(f"aioixy: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    except FileNotFoundError as exc:
+        print(f"aioixy: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        pools = "whole" if summary["pools_whole"] else "NOT whole"
+        print(f"{summary['job']}: {summary['packets']} packets in {summary['seconds']} s "
+              f"({summary['pps']} pps); mempools {pools}")
+    return 0 if summary["pools_whole"] else 1
 
 
 if __name__ == "__main__":

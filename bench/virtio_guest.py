@@ -119,7 +119,9 @@ def kernel_rx(dev: str, seconds: float) -> int:
 
 def kernel_fwd(dev_in: str, dev_out: str, seconds: float) -> int:
     a, b = kernel_if(dev_in), kernel_if(dev_out)
-    subprocess.run(["ip", "link", "add", "br0", "type", "bridge"], check=False)
+    # no udev in the guest to autoload it
+    subprocess.run(["modprobe", "bridge"], check=True)
+    subprocess.run(["ip", "link", "add", "br0", "type", "bridge"], check=True)
     for i in (a, b):
         subprocess.run(["ip", "link", "set", i, "master", "br0"], check=True)
     subprocess.run(["ip", "link", "set", "br0", "up"], check=True)

@@ -121,8 +121,9 @@ async def test_idle_consumer_is_woken_and_busy_consumer_costs_no_wakeups():
                 break
         await t
         assert b.stats().wakeups >= 1
-    async with aioixy.open("null", overflow="pause") as port:
-        # busy: data is always there, so the consumer never announces a wait
+    async with aioixy.open("null") as port:
+        # busy: the source outruns the consumer (overflow="drop" keeps the ring topped up), so
+        # data is always there and the consumer never announces a wait
         async for batch in port.rx():
             batch.release()
             if port.queue_stats(0).rx_batches > 20_000:
@@ -174,3 +175,42 @@ async def test_batches_outlive_their_port():
     # ...and go away once they are released
     batch.release()
     gc.collect()
+
+
+def _poller_threads() -> dict[str, str]:
+    """name -> Cpus_allowed_list of this process's aioixy poller threads."""
+    import os
+
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/self/task/{tid}/status") as f:
+                allowed = next(line.split(":")[1].strip() for line in f
+                               if line.startswith("Cpus_allowed_list"))
+        except (FileNotFoundError, StopIteration):
+            continue
+        if name.startswith("aioixy-q"):
+            out[name] = allowed
+    return out
+
+
+async def test_pollers_are_named_and_pinned():
+    async with aioixy.open("null", rx_queues=2, cpu=[0, 0]):
+        threads = _poller_threads()
+        assert threads == {"aioixy-q0": "0", "aioixy-q1": "0"}, threads
+    assert _poller_threads() == {}  # joined on close
+
+
+async def test_an_idle_port_sleeps_instead_of_spinning():
+    idle = aioixy.IdlePolicy(spin=10, pause=10, sleep_min_us=50, sleep_max_us=2000)
+    async with aioixy.open("pair:idle:a", idle=idle) as port:
+        await asyncio.sleep(0.3)
+        st = port.queue_stats(0)
+        # with nothing to do the poller must be asleep most of the time: at most one sleep per
+        # ~50 us (it would be ~0 sleeps and millions of rounds if it spun)
+        assert st.idle_sleeps > 10
+        assert st.idle_sleeps < 0.3 / 50e-6
+    with pytest.raises(aioixy.InvalidOption, match="larger than sleep_max_us"):
+        aioixy.IdlePolicy(sleep_min_us=100, sleep_max_us=10)

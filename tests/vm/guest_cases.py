@@ -176,6 +176,65 @@ def case_errors() -> dict:
     return out
 
 
+def case_vfio() -> dict:
+    """The VFIO DMA provider: memory mapped into an IOMMU container with IOVA = VA."""
+    import ctypes
+    import fcntl
+
+    from aioixy._ffi import ffi, lib
+
+    dev = B
+    subprocess.run(["modprobe", "vfio-pci"], check=True)
+    base = f"/sys/bus/pci/devices/{dev}"
+    if driver_of(dev):
+        with open(f"{base}/driver/unbind", "w") as f:
+            f.write(dev)
+    with open(f"{base}/driver_override", "w") as f:
+        f.write("vfio-pci")
+    with open("/sys/bus/pci/drivers_probe", "w") as f:
+        f.write(dev)
+    assert driver_of(dev) == "vfio-pci", driver_of(dev)
+    group = os.path.basename(os.readlink(f"{base}/iommu_group"))
+    vfio_type = ord(";")
+    io = lambda nr: (vfio_type << 8) | nr  # noqa: E731 - _IO(';', 100 + n) from linux/vfio.h
+    container = os.open("/dev/vfio/vfio", os.O_RDWR)
+    gfd = os.open(f"/dev/vfio/{group}", os.O_RDWR)
+    try:
+        assert fcntl.ioctl(container, io(100)) == 0  # VFIO_GET_API_VERSION
+        assert fcntl.ioctl(container, io(101), 1) == 1  # CHECK_EXTENSION(VFIO_TYPE1_IOMMU)
+        status = ctypes.c_uint32 * 2
+        st = status(8, 0)
+        fcntl.ioctl(gfd, io(103), st)  # VFIO_GROUP_GET_STATUS
+        assert st[1] & 1, "group not viable"
+        fcntl.ioctl(gfd, io(104), ctypes.c_int(container))  # VFIO_GROUP_SET_CONTAINER
+        fcntl.ioctl(container, io(102), 1)  # VFIO_SET_IOMMU(TYPE1)
+        ctx = ffi.new("struct aioixy_dma_ctx *")
+        ctx.kind = lib.DMA_VFIO
+        ctx.vfio_container_fd = container
+        mem = ffi.new("struct aioixy_dma_mem *")
+        rc = lib.aioixy_dma_alloc(ctx, 4 << 20, True, mem)
+        assert rc == 0, ffi.string(lib.aioixy_last_error())
+        virt = int(ffi.cast("uintptr_t", mem.virt))
+        assert mem.iova == virt
+        lib.aioixy_dma_free(mem)
+        pool = lib.aioixy_mempool_create(ctx, 1024, 2048)
+        assert pool != ffi.NULL, ffi.string(lib.aioixy_last_error())
+        bufs = ffi.new("struct aioixy_pkt_buf *[1024]")
+        assert lib.aioixy_mempool_alloc_bulk(pool, bufs, 1024) == 1024
+        assert all(bufs[i].iova == int(ffi.cast("uintptr_t", bufs[i])) for i in range(1024))
+        lib.aioixy_mempool_free_bulk(bufs, 1024)
+        lib.aioixy_mempool_release(pool)
+        # a bad container is refused with a clear error
+        ctx.vfio_container_fd = -1
+        rc = lib.aioixy_dma_alloc(ctx, 4096, True, mem)
+        err = ffi.string(lib.aioixy_last_error()).decode()
+        assert rc != 0 and "container" in err, err
+    finally:
+        os.close(gfd)
+        os.close(container)
+    return {"group": group, "iova_is_va": True}
+
+
 def main() -> int:
     case = sys.argv[1]
     hugepages()
@@ -190,6 +249,8 @@ def main() -> int:
         return 0
     elif case == "errors":
         res = case_errors()
+    elif case == "vfio":
+        res = case_vfio()
     else:
         raise SystemExit(f"unknown case {case}")
     print(json.dumps({"case": case, "ok": True, **res}), flush=True)

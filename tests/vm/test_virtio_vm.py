@@ -102,3 +102,11 @@ def test_harness_cleans_up_after_a_failure():
     after = leftovers()
     assert ns not in after["netns"]
     assert len(after["qemu"]) == len(before["qemu"])
+
+
+def test_vfio_dma_provider_maps_iova_equal_to_va():
+    # a second, short-lived guest with an emulated IOMMU (the session VM has none)
+    require_vm()
+    with TestVM(REPO, taps=0, iommu=True) as v:
+        res = guest_case(v, "vfio")
+    assert res["iova_is_va"] is True

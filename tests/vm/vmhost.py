@@ -83,8 +83,9 @@ class TestVM:
     __test__ = False  # not a pytest test class
 
     def __init__(self, repo: Path, taps: int = 2, mem: str = "2G",
-                 boot_timeout: float = 120) -> None:
+                 boot_timeout: float = 120, iommu: bool = False) -> None:
         self.repo = Path(repo).resolve()
+        self.iommu = iommu
         self.taps = taps
         self.mem = mem
         self.boot_timeout = boot_timeout
@@ -126,6 +127,10 @@ class TestVM:
             "ip", "netns", "exec", self.ns, QEMU, "-name", "aioixy-test-vm", "-nodefaults",
             "-no-user-config", "-display", "none", "-no-reboot", "-machine", "q35", "-smp", "2",
             "-m", self.mem, "-accel", "tcg,thread=multi", "-cpu", "max",
+            # an emulated Intel IOMMU (before any PCI device) for the VFIO tests; 48-bit
+            # addresses so IOVA = virtual address fits
+            *(["-device", "intel-iommu,intremap=on,caching-mode=on,aw-bits=48"]
+              if self.iommu else []),
             "-kernel", str(CACHE / "vmlinux"), "-initrd", str(CACHE / "initramfs.gz"),
             "-serial", f"file:{self.rundir / 'console.log'}",
             "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
@@ -146,6 +151,7 @@ class TestVM:
         kver = (CACHE / "kver").read_text().strip()
         cmd += ["-append", " ".join([
             "console=ttyS0", "panic=-1", "rdinit=/init", "quiet", "loglevel=3",
+            *(["intel_iommu=on"] if self.iommu else []),
             f"aioixy.python={self.python}", f"aioixy.agent={HERE / 'agent.py'}",
             f"aioixy.repo={self.repo}", f"aioixy.modules={CACHE / 'kernel' / 'lib' / 'modules'}",
             f"aioixy.kver={kver}",

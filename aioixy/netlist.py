@@ -1,0 +1,86 @@
+"""What ``aioixy list`` shows: this machine's network PCI devices, read-only, from sysfs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import attrs
+
+PCI = "/sys/bus/pci/devices"
+# device ids the drivers built into aioixy claim (the registry in _native decides for real)
+DRIVERS = {(0x1AF4, 0x1000): "virtio"}
+SOFTWARE = [
+    {"device": "null", "what": "line-rate packet source and sink"},
+    {"device": "pair:NAME:a / pair:NAME:b", "what": "two ports wired back to back in memory"},
+]
+
+
+@attrs.frozen
+class NicInfo:
+    address: str
+    vendor: str
+    device: str
+    aioixy_driver: str | None
+    kernel_driver: str | None
+    interface: str | None
+    up: bool
+    addresses: list[str]
+
+    @property
+    def safe(self) -> bool:
+        """False when taking it could cut this machine off (up with addresses)."""
+        return not (self.up and self.addresses)
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _interface(dev: str) -> str | None:
+    virtio = [d + "/net" for d in sorted(os.listdir(dev)) if d.startswith("virtio")]
+    for sub in ("net", *virtio):
+        path = os.path.join(dev, sub)
+        if os.path.isdir(path):
+            names = os.listdir(path)
+            if names:
+                return names[0]
+    return None
+
+
+def _addresses(ifname: str) -> list[str]:
+    try:
+        out = subprocess.run(["ip", "-j", "addr", "show", "dev", ifname], capture_output=True,
+                             text=True, timeout=5).stdout
+        info = json.loads(out or "[]")
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return []
+    return [f"{a['local']}/{a['prefixlen']}" for i in info for a in i.get("addr_info", [])
+            if a.get("scope") != "link"]
+
+
+def network_devices(root: str = PCI) -> list[NicInfo]:
+    out = []
+    if not os.path.isdir(root):
+        return out
+    for addr in sorted(os.listdir(root)):
+        dev = os.path.join(root, addr)
+        klass = _read(os.path.join(dev, "class")) or ""
+        if not klass.startswith("0x02"):
+            continue
+        vendor = _read(os.path.join(dev, "vendor")) or "0x0"
+        device = _read(os.path.join(dev, "device")) or "0x0"
+        drv = os.path.join(dev, "driver")
+        kdrv = os.path.basename(os.readlink(drv)) if os.path.islink(drv) else None
+        ifname = _interface(dev)
+        flags = _read(f"/sys/class/net/{ifname}/flags") if ifname else None
+        up = bool(flags and int(flags, 16) & 1)
+        out.append(NicInfo(addr, vendor[2:], device[2:],
+                           DRIVERS.get((int(vendor, 16), int(device, 16))), kdrv, ifname, up,
+                           _addresses(ifname) if ifname else []))
+    return out

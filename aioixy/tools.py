@@ -1,0 +1,136 @@
+"""The long-running jobs behind the ``aioixy`` command: pktgen, fwd, dump, replay.
+
+Each is a coroutine taking open ports and a ``Job`` (the shared stop flag and counters), so the
+CLI, the examples and the tests run the very same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import attrs
+
+import aioixy
+from aioixy.pcap import PcapWriter, read_pcap
+from aioixy.testing import make_frame
+
+
+@attrs.define
+class Job:
+    """Counters a status line and a JSON summary are made of."""
+
+    name: str
+    started: float = attrs.field(factory=time.monotonic)
+    stopped: float | None = None
+    packets: int = 0
+    bytes: int = 0
+    stop: asyncio.Event = attrs.field(factory=asyncio.Event, repr=False)
+
+    def summary(self, ports: list[aioixy.Port]) -> dict:
+        elapsed = (self.stopped or time.monotonic()) - self.started
+        return {
+            "job": self.name,
+            "seconds": round(elapsed, 3),
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "pps": round(self.packets / elapsed) if elapsed else 0,
+            "ports": {p.name: {"rx_packets": (s := p.stats()).rx_packets,
+                               "tx_packets": s.tx_packets, "rx_dropped": s.rx_dropped,
+                               "rx_missed": s.rx_missed, "tx_dropped": s.tx_dropped}
+                      for p in ports if not p.closed},
+        }
+
+
+class RateLimiter:
+    """Token bucket: how many packets may go now to stay at `rate` packets/s (None = no limit)."""
+
+    def __init__(self, rate: float | None, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._t0 = time.monotonic()
+        self._sent = 0
+
+    def retune(self, rate: float | None) -> None:
+        self.rate = rate
+        self._t0 = time.monotonic()
+        self._sent = 0
+
+    async def allow(self, want: int) -> int:
+        if self.rate is None:
+            return want
+        while True:
+            budget = int((time.monotonic() - self._t0) * self.rate) - self._sent
+            if budget > 0:
+                n = min(want, budget, self.burst)
+                self._sent += n
+                return n
+            await asyncio.sleep(max(0.0005, (1 - budget) / self.rate))
+
+
+async def pktgen(port: aioixy.Port, job: Job, size: int = 60, count: int | None = None,
+                 limiter: RateLimiter | None = None, batch: int = 64) -> None:
+    """Send numbered frames (sequence number at byte 42) until count, or job.stop."""
+    limiter = limiter or RateLimiter(None, batch)
+    src = bytes.fromhex(port.mac.replace(":", ""))
+    template = bytearray(make_frame(0, size, src))
+    seq = 0
+    while not job.stop.is_set() and (count is None or seq < count):
+        want = batch if count is None else min(batch, count - seq)
+        n = await limiter.allow(want)
+        with port.alloc(n, size=size) as b:  # released if cancelled before it is sent
+            for pkt in b:
+                template[42:50] = seq.to_bytes(8, "big")
+                pkt.data[:] = template
+                seq += 1
+            await port.tx(b)
+        job.packets += n
+        job.bytes += n * size
+
+
+async def forward(src: aioixy.Port, dst: aioixy.Port, job: Job) -> None:
+    """Everything src receives goes out of dst, until job.stop."""
+    async for batch in src.rx():
+        n, nbytes = len(batch), batch.nbytes
+        with batch:
+            await dst.tx(batch)
+        job.packets += n
+        job.bytes += nbytes
+        if job.stop.is_set():
+            return
+
+
+async def dump(port: aioixy.Port, job: Job, writer: PcapWriter, count: int | None = None) -> None:
+    async for batch in port.rx():
+        with batch:
+            now = time.time()
+            for pkt in batch:
+                writer.write(pkt.data, now)
+                job.packets += 1
+                job.bytes += len(pkt)
+                if count is not None and job.packets >= count:
+                    return
+        if job.stop.is_set():
+            return
+
+
+async def replay(port: aioixy.Port, job: Job, path: str, limiter: RateLimiter | None = None,
+                 batch: int = 32) -> None:
+    limiter = limiter or RateLimiter(None, batch)
+    with open(path, "rb") as f:
+        frames = [data for _, data in read_pcap(f)]
+    room = port.config.buf_size - 64
+    for i, frame in enumerate(frames):
+        if len(frame) > room:
+            raise aioixy.InvalidOption(f"{path}: packet {i + 1} has {len(frame)} bytes, more than "
+                                       f"a {port.config.buf_size}-byte buffer holds")
+    pos = 0
+    while pos < len(frames) and not job.stop.is_set():
+        n = await limiter.allow(min(batch, len(frames) - pos))
+        with port.alloc(n, size=0) as b:
+            for pkt, frame in zip(b, frames[pos:pos + n], strict=True):
+                pkt.write(frame)
+                job.bytes += len(frame)
+            await port.tx(b)
+        pos += n
+        job.packets += n

@@ -8,6 +8,7 @@ import gc
 import pytest
 
 import aioixy
+from aioixy import sim
 
 try:
     import uvloop
@@ -31,3 +32,14 @@ def no_leaks():
     yield
     gc.collect()
     assert aioixy.native_pools_alive() == before, "a mempool was not released: buffers leaked"
+
+
+@pytest.fixture(autouse=True)
+def _no_model_faults(request):
+    """Any driver mistake the 82599 model catches fails the test that made it (tests that make
+    mistakes on purpose use the `rogue` fixture or the `model_faults` marker)."""
+    before = sim.total_faults()
+    yield
+    if "rogue" in request.fixturenames or request.node.get_closest_marker("model_faults"):
+        return
+    assert sim.total_faults() == before, f"the 82599 model caught driver mistakes: {sim.faults()}"

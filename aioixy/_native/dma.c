@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/vfio.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -107,6 +108,66 @@ static int vfio_map(int container, void *virt, size_t size)
     return 0;
 }
 
+/* Registry of DMA_ANON regions: the "IOMMU" of device models, which must refuse DMA to memory
+ * that was never handed out for DMA. Changes are rare (pool and ring allocation), lookups are
+ * frequent, so lookups are answered from a caller-side cache validated by a generation count. */
+#define ANON_MAX 4096
+static struct {
+    pthread_mutex_t lock;
+    _Atomic uint64_t gen;
+    uint32_t n;
+    uintptr_t start[ANON_MAX], end[ANON_MAX];
+} anon = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void anon_register(void *p, size_t size)
+{
+    pthread_mutex_lock(&anon.lock);
+    if (anon.n < ANON_MAX) {
+        anon.start[anon.n] = (uintptr_t)p;
+        anon.end[anon.n] = (uintptr_t)p + size;
+        anon.n++;
+    }
+    atomic_fetch_add_explicit(&anon.gen, 1, memory_order_release);
+    pthread_mutex_unlock(&anon.lock);
+}
+
+static void anon_unregister(void *p)
+{
+    pthread_mutex_lock(&anon.lock);
+    for (uint32_t i = 0; i < anon.n; i++) {
+        if (anon.start[i] == (uintptr_t)p) {
+            anon.n--;
+            anon.start[i] = anon.start[anon.n];
+            anon.end[i] = anon.end[anon.n];
+            break;
+        }
+    }
+    /* bumped under the lock, so a cache filled before this free can never validate again */
+    atomic_fetch_add_explicit(&anon.gen, 1, memory_order_release);
+    pthread_mutex_unlock(&anon.lock);
+}
+
+bool aioixy_dma_anon_lookup(uint64_t iova, uint64_t len, struct aioixy_dma_window *cache)
+{
+    uint64_t gen = atomic_load_explicit(&anon.gen, memory_order_acquire);
+    if (cache->gen == gen && cache->end && iova >= cache->start && len <= cache->end - iova &&
+        iova < cache->end)
+        return true;
+    bool ok = false;
+    pthread_mutex_lock(&anon.lock);
+    for (uint32_t i = 0; i < anon.n; i++) {
+        if (iova >= anon.start[i] && iova < anon.end[i] && len <= anon.end[i] - iova) {
+            cache->start = anon.start[i];
+            cache->end = anon.end[i];
+            cache->gen = atomic_load_explicit(&anon.gen, memory_order_relaxed);
+            ok = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&anon.lock);
+    return ok;
+}
+
 int aioixy_dma_alloc(const struct aioixy_dma_ctx *ctx, size_t size, bool contiguous,
                      struct aioixy_dma_mem *out)
 {
@@ -129,6 +190,7 @@ int aioixy_dma_alloc(const struct aioixy_dma_ctx *ctx, size_t size, bool contigu
         out->virt = p;
         out->iova = (uint64_t)(uintptr_t)p;
         out->contiguous = true;
+        anon_register(p, out->map_size);
         return 0;
     }
     case DMA_HUGEPAGE:
@@ -197,6 +259,8 @@ void aioixy_dma_free(struct aioixy_dma_mem *mem)
         };
         (void)ioctl(mem->vfio_container_fd, VFIO_IOMMU_UNMAP_DMA, &unmap);
     }
+    if (mem->kind == DMA_ANON)
+        anon_unregister(mem->virt);
     munmap(mem->virt, mem->map_size);
     memset(mem, 0, sizeof(*mem));
 }

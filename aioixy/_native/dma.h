@@ -45,6 +45,15 @@ void aioixy_dma_free(struct aioixy_dma_mem *mem);
  * HUGEPAGE, identity for ANON/VFIO). Returns 0 on failure (address 0 is never valid DMA). */
 uint64_t aioixy_dma_iova(const struct aioixy_dma_mem *mem, const void *addr);
 
+/* Is [iova, iova+len) inside one live DMA_ANON region? Device models call this for every DMA
+ * they perform, like an IOMMU would check its page tables. `cache` (zero-initialised, one per
+ * caller thread) remembers the last region hit and is revalidated by a generation count, so
+ * the common case takes no lock. */
+struct aioixy_dma_window {
+    uint64_t start, end, gen;
+};
+bool aioixy_dma_anon_lookup(uint64_t iova, uint64_t len, struct aioixy_dma_window *cache);
+
 /* Translate any mlocked virtual address through /proc/self/pagemap (0 on failure). */
 uint64_t aioixy_virt_to_phys(const void *addr);
 

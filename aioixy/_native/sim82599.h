@@ -1,0 +1,17 @@
+/* sim-82599: the behavioural 82599 model (see sim82599.c). Besides the device it registers
+ * ("sim-82599:CARD:PORT"), it offers a raw register interface so tests can play a *broken*
+ * driver and check that the model catches each mistake. */
+#ifndef AIOIXY_SIM82599_H
+#define AIOIXY_SIM82599_H
+
+#include "ixgbe.h"
+
+/* Take port `port` (0/1) of card `card` (created with `options` on first use); NULL + error. */
+struct sim_port *aioixy_sim_attach(const char *card, int port, const char *options, bool flow_control);
+void aioixy_sim_detach(struct sim_port *p);
+int aioixy_sim_faults(const char *card, char *buf, size_t len);
+uint64_t aioixy_sim_total_faults(void);
+uint64_t aioixy_sim_generated(struct sim_port *p);
+uint32_t aioixy_toeplitz(const uint8_t key[40], const uint8_t *in, size_t len);
+
+#endif

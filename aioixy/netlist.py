@@ -10,10 +10,14 @@ import attrs
 
 PCI = "/sys/bus/pci/devices"
 # device ids the drivers built into aioixy claim (the registry in _native decides for real)
-DRIVERS = {(0x1AF4, 0x1000): "virtio"}
+_IXGBE_IDS = (0x10F7, 0x1514, 0x1517, 0x10F8, 0x10F9, 0x10FB, 0x10FC, 0x1507, 0x154D, 0x1557,
+              0x154A, 0x1558, 0x151C)
+DRIVERS = {(0x1AF4, 0x1000): "virtio", **{(0x8086, d): "ixgbe" for d in _IXGBE_IDS}}
 SOFTWARE = [
     {"device": "null", "what": "line-rate packet source and sink"},
     {"device": "pair:NAME:a / pair:NAME:b", "what": "two ports wired back to back in memory"},
+    {"device": "sim-82599:CARD:0 / sim-82599:CARD:1",
+     "what": "the ixgbe driver on the behavioural 82599 model (ports cabled together)"},
 ]
 
 

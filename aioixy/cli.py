@@ -144,11 +144,23 @@ async def _run_job(args: argparse.Namespace) -> dict:
         for r in results:
             if isinstance(r, Exception) and not isinstance(r, asyncio.CancelledError):
                 raise r
+        await _tx_drained(ports)
         summary = job.summary(ports)
         main_tasks.clear()  # finished tasks keep their frames (and any batch in them) alive
     gc.collect()
     summary["pools_whole"] = aioixy.native_pools_alive() == 0
     return summary
+
+
+async def _tx_drained(ports, timeout: float = 1.0) -> None:
+    """Give the pollers a moment to hand queued packets to the device, so the summary's
+    tx counters include everything the job sent (bounded: a stuck device must not hang us)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(p.closed or ((s := p.stats()).tx_ring_used == 0 and s.tx_pending == 0)
+               for p in ports):
+            return
+        await asyncio.sleep(0.005)
 
 
 @contextlib.asynccontextmanager

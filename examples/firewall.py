@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import signal
 import struct
 import sys
 import time
@@ -95,8 +96,11 @@ async def run(args: argparse.Namespace) -> dict:
                                                   passed)))
         url = await stack.enter_async_context(serving(make_app(control), *args.http))
         print(f"control plane: {url}/", flush=True)
+        stop = asyncio.Event()  # Ctrl-C ends the run cleanly (ports closed, summary printed)
+        with contextlib.suppress(NotImplementedError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
         t0 = time.monotonic()
-        while time.monotonic() - t0 < args.duration:
+        while time.monotonic() - t0 < args.duration and not stop.is_set():
             await asyncio.sleep(0.25)
             elapsed = time.monotonic() - t0
             line = {"t": round(elapsed, 2), "passed": dict(passed), "rules": len(rules)}

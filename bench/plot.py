@@ -74,25 +74,27 @@ def plot_instructions(data: dict[str, Any], out: Path) -> list[Path]:
 
 def plot_http(data: dict[str, Any], out: Path) -> list[Path]:
     rows = data["rows"]
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    width = 0.38
+    modes = list(dict.fromkeys(r["http_load"] for r in rows))
+    colors = {"none": "#1f6fd1", "light": "#4fa35a", "hammer": "#d1711f"}
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    width = 0.8 / len(modes)
     for i, loop in enumerate(LOOPS):
-        for j, load in enumerate((False, True)):
-            r = next((r for r in rows if r["loop"] == loop and r["http_load"] == load), None)
+        for j, mode in enumerate(modes):
+            r = next((r for r in rows if r["loop"] == loop and r["http_load"] == mode), None)
             if r is None:
                 continue
-            x = i + (j - 0.5) * width
-            ax.bar(x, r["mpps"], width, color="#1f6fd1" if not load else "#d1711f",
-                   label=("no HTTP client" if not load else "client hammering "
-                          "/api/ports + /metrics") if i == 0 else None)
+            x = i + (j - (len(modes) - 1) / 2) * width
+            ax.bar(x, r["mpps"], width, color=colors.get(mode, "#888"),
+                   label=mode if i == 0 else None)
             ax.scatter([x] * len(r["mpps_samples"]), r["mpps_samples"], s=8, color="black",
                        zorder=3)
-            note = f"{r['requests_per_s']} req/s" if load else ""
-            ax.annotate(note, (x, r["mpps"]), ha="center", va="bottom", fontsize=8)
+            if r["requests_per_s"]:
+                ax.annotate(f"{r['requests_per_s']} req/s", (x, r["mpps"]), ha="center",
+                            va="bottom", fontsize=7)
     ax.set_xticks(range(len(LOOPS)), LOOPS)
     ax.set_ylabel("Mpps forwarded (median; dots: reps)")
     ax.set_title("pair forwarding with the control plane on the same loop")
-    ax.legend(fontsize=8)
+    ax.legend(title="HTTP load", fontsize=8)
     return [_save(fig, out / "http.svg")]
 
 

@@ -43,8 +43,9 @@ class QueueWaiter:
             if not fut.done():
                 fut.set_result(None)
 
-    def arm(self, fut: asyncio.Future, want_rx: bool, want_tx: bool) -> bool:
-        """Register `fut`; it completes when the queue may have what any waiter wants."""
+    def arm(self, fut: asyncio.Future, want_rx: bool, want_tx: bool) -> None:
+        """Register `fut`; it completes when the queue may have what any waiter wants (at
+        once if it may already: the caller then must yield before re-checking)."""
         if self._closed:
             raise PortClosed("the port is closed")
         self._waiters[fut] = (want_rx, want_tx)
@@ -58,7 +59,6 @@ class QueueWaiter:
             # never yields, starving the waiter that could proceed (`aioixy fwd null pair:x:a`
             # hung so). Instead everyone, this one included, wakes on the next loop turn.
             self._wake_all()
-        return True
 
     def disarm(self, fut: asyncio.Future) -> None:
         want = self._waiters.pop(fut, None)

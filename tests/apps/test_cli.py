@@ -26,6 +26,8 @@ def test_pktgen_null_count_json():
 
 
 def test_fwd_null_into_pair_json():
+    # also the regression test for a rx waiter spinning without yielding while a tx waiter on
+    # the same queue could proceed (this hung; in a subprocess, so a hang is a timeout)
     r = run(["-m", "aioixy", "fwd", "null", "pair:clifwd:a", "--duration", "0.5", "--json"])
     assert r.returncode == 0, r.stderr
     s = last_json(r.stdout)

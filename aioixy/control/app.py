@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from aioixy.control import events, metrics
 from aioixy.control.dashboard import dashboard
@@ -23,7 +24,7 @@ from aioixy.control.snapshot import port_info
 from aioixy.control.state import ControlPlane
 
 CONTROL = web.AppKey("aioixy_control", ControlPlane)
-_REGISTRY = web.AppKey("aioixy_metrics_registry", object)
+_REGISTRY = web.AppKey("aioixy_metrics_registry", CollectorRegistry)
 
 DEFAULT_HOST = "127.0.0.1"
 
@@ -161,10 +162,9 @@ async def delete_rule(request: web.Request) -> web.Response:
 
 
 async def get_metrics(request: web.Request) -> web.Response:
-    body = metrics.render(request.app[_REGISTRY])  # type: ignore[arg-type]
-    # prometheus_client's CONTENT_TYPE_LATEST carries a charset, which aiohttp wants separately
-    return web.Response(body=body, content_type="text/plain",
-                        headers={"X-Prometheus-Format": "0.0.4"}, charset="utf-8")
+    body = metrics.render(request.app[_REGISTRY])
+    # the exact type prometheus_client's renderer goes with (it names the format version)
+    return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -94,6 +94,9 @@ class PortCollector(Collector):
             hits.add_metric([str(rule.id), rule.action], fw.hits.get(rule.id, 0))
         hits.add_metric(["default", fw.default], fw.default_hits)
         yield hits
+
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 def make_registry(control: ControlPlane) -> CollectorRegistry:

@@ -10,8 +10,14 @@ import json
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from aioixy.control import ControlPlane
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -20,6 +26,29 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--uvloop", action="store_true", help="run on uvloop")
     p.add_argument("--force", action="store_true", help="take NICs that are up with addresses")
+    p.add_argument("--http", type=_hostport, metavar="HOST:PORT",
+                   help="serve the HTTP control plane (JSON API, /metrics, live dashboard) "
+                        "beside the job; port 0 picks a free one (needs aioixy[http])")
+
+
+def _hostport(text: str) -> tuple[str, int]:
+    from aioixy.control.app import parse_hostport
+
+    try:
+        return parse_hostport(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _rate(text: str) -> float:
+    from aioixy.tools import check_rate
+
+    try:
+        rate = check_rate(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    assert rate is not None
+    return rate
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("pktgen", help="send numbered packets, optionally at a fixed rate")
     p.add_argument("device")
-    p.add_argument("--rate", type=float, help="packets per second (default: as fast as possible)")
+    p.add_argument("--rate", type=_rate, help="packets per second (default: as fast as possible)")
     p.add_argument("--size", type=int, default=60, help="frame size in bytes (default 60)")
     p.add_argument("--count", type=int, help="stop after this many packets")
     _add_common(p)
@@ -45,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("replay", help="send the packets of a pcap file")
     p.add_argument("file")
     p.add_argument("device")
-    p.add_argument("--rate", type=float, help="packets per second")
+    p.add_argument("--rate", type=_rate, help="packets per second")
     _add_common(p)
     p = sub.add_parser("demo", help="forward on the built-in devices, with live rates")
     p.add_argument("--device", default="null", help="source device (default: null)")
@@ -57,6 +86,9 @@ async def _run_job(args: argparse.Namespace) -> dict:
     import aioixy
     from aioixy import tools
     from aioixy.pcap import PcapWriter
+
+    if args.http:
+        from aioixy.control import PktgenControl
 
     opts = {"batch_size": args.batch_size, "force": args.force}
     job = tools.Job(args.cmd)
@@ -90,6 +122,13 @@ async def _run_job(args: argparse.Namespace) -> dict:
             lim = tools.RateLimiter(args.rate, args.batch_size)
             main_tasks.append(asyncio.create_task(tools.replay(p, job, args.file, lim,
                                                                args.batch_size)))
+        if args.http:
+            # entered last, so it is shut down first: no request reads a port being closed
+            control = await stack.enter_async_context(_control_plane(args.http))
+            for p in ports:
+                control.add_port(p)
+            if args.cmd == "pktgen":
+                control.pktgen = PktgenControl(lim, job, ports[0].name, args.size)
         job.started = time.monotonic()
         status = asyncio.create_task(_status(job, ports, not args.json))
         stopper = asyncio.create_task(job.stop.wait())
@@ -105,11 +144,45 @@ async def _run_job(args: argparse.Namespace) -> dict:
         for r in results:
             if isinstance(r, Exception) and not isinstance(r, asyncio.CancelledError):
                 raise r
+        await _tx_drained(ports)
         summary = job.summary(ports)
         main_tasks.clear()  # finished tasks keep their frames (and any batch in them) alive
     gc.collect()
     summary["pools_whole"] = aioixy.native_pools_alive() == 0
     return summary
+
+
+async def _tx_drained(ports, timeout: float = 1.0) -> None:
+    """Give the pollers a moment to hand queued packets to the device, so the summary's
+    tx counters include everything the job sent (bounded: a stuck device must not hang us)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(p.closed or ((s := p.stats()).tx_ring_used == 0 and s.tx_pending == 0)
+               for p in ports):
+            return
+        await asyncio.sleep(0.005)
+
+
+@contextlib.asynccontextmanager
+async def _control_plane(hostport: tuple[str, int]) -> AsyncIterator[ControlPlane]:
+    """Serve an empty control plane on the running loop; yields it for ports to be added."""
+    from aioixy.control import ControlPlane, make_app, serving
+
+    control = ControlPlane()
+    async with serving(make_app(control), *hostport) as url:
+        # stderr, and always (also with --json): scripts started with port 0 need the address
+        print(f"aioixy: control plane on {url}/", file=sys.stderr, flush=True)
+        yield control
+
+
+async def _demo(args: argparse.Namespace):
+    from aioixy import demo
+
+    async with contextlib.AsyncExitStack() as stack:
+        control = await stack.enter_async_context(_control_plane(args.http)) \
+            if args.http else None
+        return await demo.run(args.device, args.duration or 5.0, args.batch_size,
+                              as_json=args.json, control=control)
 
 
 async def _status(job, ports, show: bool) -> None:
@@ -161,16 +234,17 @@ def main(argv: list[str] | None = None) -> int:
         run = asyncio.run
     try:
         if args.cmd == "demo":
-            from aioixy import demo
-
-            result = run(demo.run(args.device, args.duration or 5.0, args.batch_size,
-                                  as_json=args.json))
+            result = run(_demo(args))
             return 0 if result.pools_whole and not result.out_of_order else 1
         summary = run(_run_job(args))
     except AioixyError as exc:
         print(f"aioixy: {exc}", file=sys.stderr)
         return 2
-    except FileNotFoundError as exc:
+    except ImportError as exc:
+        # --http without the http extra installed
+        print(f"aioixy: {exc} (pip install 'aioixy[http]')", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a missing file, an HTTP address in use
         print(f"aioixy: {exc}", file=sys.stderr)
         return 2
     if args.json:

@@ -8,9 +8,11 @@ With a NIC: ``--device 0000:01:00.0`` forwards what that NIC receives into the p
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 import time
+from typing import Any
 
 import attrs
 
@@ -31,11 +33,14 @@ class DemoResult:
 
 
 async def run(device: str = "null", duration: float = 5.0, batch_size: int = 64,
-              out=sys.stdout, as_json: bool = False) -> DemoResult:
+              out=sys.stdout, as_json: bool = False, control: Any = None) -> DemoResult:
     src_opts = {"overflow": "pause"} if device == "null" else {}
     async with aioixy.open(device, batch_size=batch_size, **src_opts) as src, \
             aioixy.open("pair:demo:a", batch_size=batch_size, flow_control=True) as a, \
             aioixy.open("pair:demo:b", batch_size=batch_size) as b:
+        if control is not None:  # an aioixy.control.ControlPlane serving beside the demo
+            for p in (src, a, b):
+                control.add_port(p)
         forwarded = received = disorder = 0
         last_seq = -1
         stop = asyncio.Event()
@@ -82,9 +87,13 @@ async def run(device: str = "null", duration: float = 5.0, batch_size: int = 64,
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # a cancelled task keeps its CancelledError, whose traceback keeps the coroutine's
+        # frame and the batch it held: drop them so the pools can be counted as whole below
+        tasks.clear()
         if tty:
             print(file=out)
         rx_dropped = b.stats().rx_dropped
+    gc.collect()
     result = DemoResult(
         seconds=round(elapsed, 3), forwarded=forwarded, received=received,
         out_of_order=disorder, rx_dropped=rx_dropped,

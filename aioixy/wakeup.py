@@ -43,8 +43,9 @@ class QueueWaiter:
             if not fut.done():
                 fut.set_result(None)
 
-    def arm(self, fut: asyncio.Future, want_rx: bool, want_tx: bool) -> bool:
-        """Register `fut`; False if the condition already holds (then `fut` is not armed)."""
+    def arm(self, fut: asyncio.Future, want_rx: bool, want_tx: bool) -> None:
+        """Register `fut`; it completes when the queue may have what any waiter wants (at
+        once if it may already: the caller then must yield before re-checking)."""
         if self._closed:
             raise PortClosed("the port is closed")
         self._waiters[fut] = (want_rx, want_tx)
@@ -53,10 +54,11 @@ class QueueWaiter:
         # announce everything anyone here waits for: the poller clears the whole announcement
         # when it wakes us, and every waiter re-checks its own condition
         if lib.aioixy_queue_prepare_wait(self._port, self._q, self._rx > 0, self._tx > 0):
-            self.disarm(fut)
+            # Ready, but perhaps only for another waiter (tx space while this one waits for
+            # rx). Returning "ready" to this caller made it re-check and re-arm in a loop that
+            # never yields, starving the waiter that could proceed (`aioixy fwd null pair:x:a`
+            # hung so). Instead everyone, this one included, wakes on the next loop turn.
             self._wake_all()
-            return False
-        return True
 
     def disarm(self, fut: asyncio.Future) -> None:
         want = self._waiters.pop(fut, None)
@@ -69,10 +71,13 @@ class QueueWaiter:
 
     async def wait(self, want_rx: bool, want_tx: bool) -> None:
         fut = self._loop.create_future()
-        if not self.arm(fut, want_rx, want_tx):
-            return
+        self.arm(fut, want_rx, want_tx)
         try:
-            await fut
+            if fut.done():
+                # awaiting a done future does not yield: give the loop one turn explicitly
+                await asyncio.sleep(0)
+            else:
+                await fut
         finally:
             self.disarm(fut)
 
@@ -93,10 +98,14 @@ async def wait_any(waiters: list[QueueWaiter], loop: asyncio.AbstractEventLoop) 
     armed = []
     try:
         for w in waiters:
-            if not w.arm(fut, True, False):
-                return
+            w.arm(fut, True, False)
             armed.append(w)
-        await fut
+            if fut.done():
+                break
+        if fut.done():
+            await asyncio.sleep(0)  # see QueueWaiter.wait
+        else:
+            await fut
     finally:
         for w in armed:
             w.disarm(fut)

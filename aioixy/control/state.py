@@ -1,0 +1,30 @@
+"""What a control plane serves: a registry of ports and optional pktgen / firewall components."""
+
+from __future__ import annotations
+
+import attrs
+
+from aioixy.control.firewall import RuleSet
+from aioixy.control.pktgen import PktgenControl
+from aioixy.port import Port
+
+
+@attrs.define
+class ControlPlane:
+    """The components an application registers; the HTTP handlers only read through this.
+
+    Ports may be added after the server started (the CLI opens them after binding), and closed
+    ports stay listed (as closed) until removed, so a scrape never fails because a job ended.
+    """
+
+    ports: dict[str, Port] = attrs.field(factory=dict)
+    pktgen: PktgenControl | None = None
+    firewall: RuleSet | None = None
+    #: seconds between live updates on /api/events
+    interval: float = 0.5
+
+    def add_port(self, port: Port, name: str | None = None) -> None:
+        self.ports[name or port.name] = port
+
+    def remove_port(self, name: str) -> None:
+        self.ports.pop(name, None)

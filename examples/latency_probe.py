@@ -1,0 +1,116 @@
+"""Round-trip latency: timestamped probes bounced off a reflector, histogram of RTTs.
+
+    python examples/latency_probe.py [--count N] [--interval-ms MS] [--busy] [--json]
+
+The probe sends UDP frames on pair:lat:a carrying a sequence number and time.perf_counter_ns()
+in the payload; a reflector on pair:lat:b (the same event loop here, a far end in real life)
+swaps the MAC addresses and sends each frame back. The probe computes RTT = now - stamp and
+prints a log2 histogram. --busy uses busy-polling pollers (no idle sleeps: lower latency, one
+core per port). The RTT covers both pollers, both rings, the wire, and two event-loop wake-ups.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import struct
+import sys
+import time
+
+import aioixy
+from aioixy.testing import make_frame
+
+STAMP = 50  # the timestamp follows make_frame's sequence number (bytes 42..49)
+
+
+async def reflect(port: aioixy.Port) -> None:
+    """Send every frame straight back, MACs swapped in place."""
+    async for batch in port.rx():
+        for pkt in batch:
+            d = pkt.data
+            d[0:6], d[6:12] = bytes(d[6:12]), bytes(d[0:6])
+        await port.tx(batch)
+
+
+async def probe(port: aioixy.Port, count: int, interval: float) -> tuple[list[float], int]:
+    """Send `count` probes; returns the RTTs (microseconds) and the number of strays."""
+    rtts: dict[int, float] = {}
+    strays = 0
+    src = bytes.fromhex(port.mac.replace(":", ""))
+
+    async def receive() -> None:
+        nonlocal strays
+        async for batch in port.rx():
+            now = time.perf_counter_ns()
+            with batch:
+                for pkt in batch:
+                    seq, stamp = struct.unpack_from("!QQ", pkt.data, 42)
+                    if seq in rtts or seq >= count:
+                        strays += 1
+                    else:
+                        rtts[seq] = (now - stamp) / 1000
+            if len(rtts) == count:
+                return
+
+    rx = asyncio.create_task(receive())
+    for seq in range(count):
+        batch = port.alloc(1, size=0)
+        frame = bytearray(make_frame(seq, 64, src))
+        frame[STAMP:STAMP + 8] = time.perf_counter_ns().to_bytes(8, "big")
+        batch[0].write(frame)
+        await port.tx(batch)
+        await asyncio.sleep(interval)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(rx, 5)
+    return [rtts[s] for s in sorted(rtts)], strays
+
+
+def histogram(rtts: list[float]) -> dict[str, int]:
+    """Counts per power-of-two bucket of microseconds: '8-16' holds 8 <= rtt < 16."""
+    buckets: dict[int, int] = {}
+    for r in rtts:
+        b = max(0, int(r).bit_length() - 1)
+        buckets[b] = buckets.get(b, 0) + 1
+    return {f"{1 << b if b else 0}-{2 << b}": buckets[b] for b in sorted(buckets)}
+
+
+async def run(count: int, interval: float, busy: bool) -> dict:
+    opts = {"idle": aioixy.IdlePolicy.busy()} if busy else {}
+    async with aioixy.open("pair:lat:a", **opts) as a, aioixy.open("pair:lat:b", **opts) as b:
+        reflector = asyncio.create_task(reflect(b))
+        rtts, strays = await probe(a, count, interval)
+        reflector.cancel()
+        await asyncio.gather(reflector, return_exceptions=True)
+    q = statistics.quantiles(rtts, n=100) if len(rtts) > 1 else rtts * 99
+    return {"sent": count, "received": len(rtts), "strays": strays,
+            "min_us": round(min(rtts), 1) if rtts else None,
+            "p50_us": round(q[49], 1) if rtts else None,
+            "p99_us": round(q[98], 1) if rtts else None,
+            "max_us": round(max(rtts), 1) if rtts else None, "histogram": histogram(rtts)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--interval-ms", type=float, default=1.0, help="time between probes")
+    ap.add_argument("--busy", action="store_true", help="busy-polling pollers")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    result = asyncio.run(run(args.count, args.interval_ms / 1000, args.busy))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['received']}/{result['sent']} probes answered; RTT min "
+              f"{result['min_us']} us, p50 {result['p50_us']} us, p99 {result['p99_us']} us, "
+              f"max {result['max_us']} us")
+        top = max(result["histogram"].values(), default=1)
+        for bucket, n in result["histogram"].items():
+            print(f"{bucket:>14} us {n:7d} {'#' * max(1, round(50 * n / top))}")
+    return 0 if result["received"] == result["sent"] and not result["strays"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

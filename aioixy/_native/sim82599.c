@@ -962,6 +962,19 @@ uint64_t aioixy_sim_total_faults(void)
     return atomic_load_explicit(&total_faults, memory_order_relaxed);
 }
 
+/* A port of a live card, without attaching (for benchmarks that watch the model's registers
+ * while the driver owns the port). NULL if there is no such card. */
+struct sim_port *aioixy_sim_find(const char *card, int port)
+{
+    struct sim_port *p = NULL;
+    pthread_mutex_lock(&cards_lock);
+    for (struct sim_card *c = cards; c; c = c->next)
+        if (strcmp(c->name, card) == 0 && port >= 0 && port < SIM_PORTS)
+            p = &c->port[port];
+    pthread_mutex_unlock(&cards_lock);
+    return p;
+}
+
 /* Model counters a test may compare with the driver's view (not clear-on-read). */
 uint64_t aioixy_sim_generated(struct sim_port *p)
 {

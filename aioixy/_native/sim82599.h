@@ -9,6 +9,7 @@
 /* Take port `port` (0/1) of card `card` (created with `options` on first use); NULL + error. */
 struct sim_port *aioixy_sim_attach(const char *card, int port, const char *options, bool flow_control);
 void aioixy_sim_detach(struct sim_port *p);
+struct sim_port *aioixy_sim_find(const char *card, int port);
 int aioixy_sim_faults(const char *card, char *buf, size_t len);
 uint64_t aioixy_sim_total_faults(void);
 uint64_t aioixy_sim_generated(struct sim_port *p);

@@ -178,9 +178,6 @@ def case_errors() -> dict:
 
 def case_vfio() -> dict:
     """The VFIO DMA provider: memory mapped into an IOMMU container with IOVA = VA."""
-    import ctypes
-    import fcntl
-
     from aioixy._ffi import ffi, lib
 
     dev = B
@@ -195,19 +192,23 @@ def case_vfio() -> dict:
         f.write(dev)
     assert driver_of(dev) == "vfio-pci", driver_of(dev)
     group = os.path.basename(os.readlink(f"{base}/iommu_group"))
-    vfio_type = ord(";")
-    io = lambda nr: (vfio_type << 8) | nr  # noqa: E731 - _IO(';', 100 + n) from linux/vfio.h
-    container = os.open("/dev/vfio/vfio", os.O_RDWR)
-    gfd = os.open(f"/dev/vfio/{group}", os.O_RDWR)
+    # aioixy's own VFIO code (vfio.c, what the ixgbe driver uses): group -> container -> device
+    v = ffi.new("struct aioixy_vfio *")
+    rc = lib.aioixy_vfio_open(dev.encode(), v)
+    assert rc == 0, ffi.string(lib.aioixy_last_error())
+    container = v.container
     try:
-        assert fcntl.ioctl(container, io(100)) == 0  # VFIO_GET_API_VERSION
-        assert fcntl.ioctl(container, io(101), 1) == 1  # CHECK_EXTENSION(VFIO_TYPE1_IOMMU)
-        status = ctypes.c_uint32 * 2
-        st = status(8, 0)
-        fcntl.ioctl(gfd, io(103), st)  # VFIO_GROUP_GET_STATUS
-        assert st[1] & 1, "group not viable"
-        fcntl.ioctl(gfd, io(104), ctypes.c_int(container))  # VFIO_GROUP_SET_CONTAINER
-        fcntl.ioctl(container, io(102), 1)  # VFIO_SET_IOMMU(TYPE1)
+        ids = ffi.new("uint16_t[2]")
+        assert lib.aioixy_vfio_config_read(v, 0, ids, 4) == 0
+        assert (ids[0], ids[1]) == (0x1AF4, 0x1000), (hex(ids[0]), hex(ids[1]))
+        assert lib.aioixy_vfio_enable_bus_master(v) == 0, ffi.string(lib.aioixy_last_error())
+        cmd = ffi.new("uint16_t *")
+        assert lib.aioixy_vfio_config_read(v, 4, cmd, 2) == 0
+        assert cmd[0] & 0x6 == 0x6, hex(cmd[0])  # memory space + bus master
+        # a legacy virtio BAR0 is I/O space: mapping it must fail with a clear message
+        bar, blen = ffi.new("void **"), ffi.new("size_t *")
+        assert lib.aioixy_vfio_map_bar(v, 0, bar, blen) != 0
+        assert "cannot be mmap" in ffi.string(lib.aioixy_last_error()).decode()
         ctx = ffi.new("struct aioixy_dma_ctx *")
         ctx.kind = lib.DMA_VFIO
         ctx.vfio_container_fd = container
@@ -230,9 +231,11 @@ def case_vfio() -> dict:
         err = ffi.string(lib.aioixy_last_error()).decode()
         assert rc != 0 and "container" in err, err
     finally:
-        os.close(gfd)
-        os.close(container)
-    return {"group": group, "iova_is_va": True}
+        lib.aioixy_vfio_close(v)
+    # everything was released: the group opens again
+    assert lib.aioixy_vfio_open(dev.encode(), v) == 0, ffi.string(lib.aioixy_last_error())
+    lib.aioixy_vfio_close(v)
+    return {"group": group, "iova_is_va": True, "vfio_device": True}
 
 
 def main() -> int:

@@ -104,9 +104,10 @@ def test_harness_cleans_up_after_a_failure():
     assert len(after["qemu"]) == len(before["qemu"])
 
 
-def test_vfio_dma_provider_maps_iova_equal_to_va():
+def test_vfio_device_access_and_dma_provider_iova_equal_to_va():
     # a second, short-lived guest with an emulated IOMMU (the session VM has none)
     require_vm()
     with TestVM(REPO, taps=0, iommu=True) as v:
         res = guest_case(v, "vfio")
     assert res["iova_is_va"] is True
+    assert res["vfio_device"] is True

@@ -1,12 +1,13 @@
 """One end-to-end suite, every driver held to the same behaviour: the in-memory pair and the
-ixgbe driver on the 82599 model run it here; the VirtIO driver runs the same checks (the same
-aioixy.testing.transfer, close/re-open, pools whole) against QEMU's virtio-net in tests/vm."""
+ixgbe driver on the 82599 model run it on any machine; the VM tier runs this same file inside
+the guest against two legacy virtio-net NICs of QEMU (AIOIXY_E2E_VIRTIO="ADDR_A,ADDR_B")."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import itertools
+import os
 
 import pytest
 
@@ -18,21 +19,31 @@ _ids = itertools.count()
 LOSSLESS = {"flow_control": True, "overflow": "pause", "batch_size": 32}
 
 
+# set by tests/vm inside the guest: the two virtio NICs QEMU's hub joins
+VIRTIO = os.environ.get("AIOIXY_E2E_VIRTIO", "")
+
+
 def _names(kind: str) -> tuple[str, str]:
     n = f"e2e{next(_ids)}"
+    if kind == "virtio":
+        a, b = VIRTIO.split(",")
+        return a, b
     return {"pair": (f"pair:{n}:a", f"pair:{n}:b"),
             "sim-82599": (f"sim-82599:{n}:0", f"sim-82599:{n}:1")}[kind]
 
 
-DEVICES = ["pair", "sim-82599"]
+DEVICES = ["pair", "sim-82599", *(["virtio"] if VIRTIO else [])]
+# QEMU's hub may reorder frames for a receiver out of buffers: clock the sender by what arrived
+WINDOW = {"virtio": 192}
+COUNT = {"virtio": 5000}
 
 
 @pytest.mark.parametrize("kind", DEVICES)
 async def test_sequence_integrity_varied_sizes_and_stats_agree(kind):
     na, nb = _names(kind)
     async with aioixy.open(na, **LOSSLESS) as a, aioixy.open(nb, **LOSSLESS) as b:
-        count = 20_000
-        rep = await transfer(a, b, count, timeout=120)
+        count = COUNT.get(kind, 20_000)
+        rep = await transfer(a, b, count, timeout=300, window=WINDOW.get(kind))
         assert rep.ok(count), rep
         sa, sb = a.stats(), b.stats()
         assert sa.tx_packets == sb.rx_packets == count
@@ -45,10 +56,11 @@ async def test_sequence_integrity_varied_sizes_and_stats_agree(kind):
 async def test_both_directions_at_once(kind):
     na, nb = _names(kind)
     async with aioixy.open(na, **LOSSLESS) as a, aioixy.open(nb, **LOSSLESS) as b:
-        r1, r2 = await asyncio.gather(transfer(a, b, 5000, timeout=120),
-                                      transfer(b, a, 5000, timeout=120))
-        assert r1.ok(5000), r1
-        assert r2.ok(5000), r2
+        n, w = COUNT.get(kind, 10_000) // 2, WINDOW.get(kind)
+        r1, r2 = await asyncio.gather(transfer(a, b, n, timeout=300, window=w),
+                                      transfer(b, a, n, timeout=300, window=w))
+        assert r1.ok(n), r1
+        assert r2.ok(n), r2
 
 
 @pytest.mark.parametrize("kind", DEVICES)
@@ -78,13 +90,16 @@ async def test_close_and_reopen_three_times(kind):
     na, nb = _names(kind)
     for _ in range(3):
         async with aioixy.open(na, **LOSSLESS) as a, aioixy.open(nb, **LOSSLESS) as b:
-            rep = await transfer(a, b, 500, timeout=60)
+            rep = await transfer(a, b, 500, timeout=120, window=WINDOW.get(kind))
             assert rep.ok(500), rep
             assert a.link().up and b.link().up
 
 
 @pytest.mark.parametrize("kind", DEVICES)
 async def test_slow_consumer_loses_packets_only_where_counted(kind):
+    if kind == "virtio":
+        pytest.skip("does not apply: QEMU's hub drops for a NIC out of rx buffers without "
+                    "telling the device, so no driver can count those losses")
     na, nb = _names(kind)
     # no flow control: a receiver that does not read makes the device or the rx ring drop
     async with aioixy.open(na, rx_descs=64) as a, \

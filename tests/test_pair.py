@@ -125,3 +125,29 @@ async def test_pytest_plugin_helpers(aioixy_pair):
     assert await collect(b, 5) == frames
     with pytest.raises(TimeoutError, match="got 0"):
         await collect(b, 1, timeout=0.1)
+
+
+async def test_pytest_plugin_injects_scapy_and_dpkt_packets(aioixy_pair):
+    # the plugin's promise: frames built with the usual Python packet libraries go in as-is
+    from dpkt.ethernet import Ethernet
+    from dpkt.ip import IP
+    from dpkt.udp import UDP
+    from scapy.layers.inet import IP as SIP
+    from scapy.layers.inet import UDP as SUDP
+    from scapy.layers.l2 import Ether
+
+    from aioixy.pytest_plugin import collect, inject
+
+    a, b = aioixy_pair
+    sp = Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:01") / \
+        SIP(src="10.0.0.1", dst="10.0.0.2") / SUDP(sport=1, dport=2) / (b"s" * 30)
+    udp = UDP(sport=3, dport=4, data=b"d" * 30)
+    udp.ulen = len(udp)
+    ip = IP(src=bytes((10, 0, 0, 3)), dst=bytes((10, 0, 0, 4)), p=17, data=udp)
+    ip.len = len(ip)
+    dp = Ethernet(dst=b"\x02" + bytes(5), src=b"\x02" + bytes(4) + b"\x01", type=0x0800, data=ip)
+    assert await inject(a, [sp, dp]) == 2
+    got = await collect(b, 2)
+    assert got == [bytes(sp), bytes(dp)]
+    assert Ether(got[0])[SUDP].dport == 2
+    assert Ethernet(got[1]).data.data.dport == 4

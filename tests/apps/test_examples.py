@@ -62,6 +62,7 @@ def test_pcap_capture_reads_back_with_aioixy_and_other_tools(tmp_path):
         assert len(rows) == 700 and set(rows) == {"60\t17\t5678"}
         checked.append("tshark")
     try:
+        import scapy.layers.inet  # noqa: F401 - registers Ethernet/IP/UDP with the reader
         from scapy.utils import rdpcap
     except ImportError:
         pass

@@ -26,6 +26,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--uvloop", action="store_true", help="run on uvloop")
     p.add_argument("--force", action="store_true", help="take NICs that are up with addresses")
+    p.add_argument("--options", default="", metavar="K=V,...",
+                   help="driver options, e.g. wire=gen,flows=64 for a sim-82599 card")
     p.add_argument("--http", type=_hostport, metavar="HOST:PORT",
                    help="serve the HTTP control plane (JSON API, /metrics, live dashboard) "
                         "beside the job; port 0 picks a free one (needs aioixy[http])")
@@ -90,7 +92,7 @@ async def _run_job(args: argparse.Namespace) -> dict:
     if args.http:
         from aioixy.control import PktgenControl
 
-    opts = {"batch_size": args.batch_size, "force": args.force}
+    opts = {"batch_size": args.batch_size, "force": args.force, "options": args.options}
     job = tools.Job(args.cmd)
     ports: list[aioixy.Port] = []
     main_tasks: list[asyncio.Task] = []

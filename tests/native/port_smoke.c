@@ -82,7 +82,14 @@ int main(int argc, char **argv)
                 return 1;
         }
         struct aioixy_queue_stats sa, sb;
-        aioixy_queue_stats(a, 0, &sa);
+        /* the receiver can see the last packet before the sender's poller has counted it:
+         * give the counter up to 5 s to catch up */
+        for (int w = 0; w < 5000; w++) {
+            aioixy_queue_stats(a, 0, &sa);
+            if (sa.tx_packets == n)
+                break;
+            usleep(1000);
+        }
         aioixy_queue_stats(b, 0, &sb);
         if (sa.tx_packets != n || sb.rx_packets != n || sb.rx_dropped) {
             fprintf(stderr, "FAIL: stats tx %lu rx %lu dropped %lu\n", (unsigned long)sa.tx_packets,

@@ -95,11 +95,10 @@ async def test_close_and_reopen_three_times(kind):
             assert a.link().up and b.link().up
 
 
-@pytest.mark.parametrize("kind", DEVICES)
+# not virtio: QEMU's hub drops for a NIC out of rx buffers without telling the device, so no
+# driver can count those losses
+@pytest.mark.parametrize("kind", [k for k in DEVICES if k != "virtio"])
 async def test_slow_consumer_loses_packets_only_where_counted(kind):
-    if kind == "virtio":
-        pytest.skip("does not apply: QEMU's hub drops for a NIC out of rx buffers without "
-                    "telling the device, so no driver can count those losses")
     na, nb = _names(kind)
     # no flow control: a receiver that does not read makes the device or the rx ring drop
     async with aioixy.open(na, rx_descs=64) as a, \

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from aioixy import errors
 from aioixy._ffi import ffi, lib
+from tests.tiers import unavailable
 
 
 def test_ring_rejects_bad_sizes():
@@ -105,8 +104,9 @@ def _set_nr_hugepages(n: int) -> None:
         f.write(str(n))
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="hugepage DMA needs root")
 def test_hugepage_provider_gives_physical_addresses_and_clear_errors():
+    if os.geteuid() != 0:
+        unavailable("hugepage DMA needs root (reserving hugepages, reading physical addresses)")
     total, _ = _hugepages()
     ctx = ffi.new("struct aioixy_dma_ctx *")
     ctx.kind = lib.DMA_HUGEPAGE
@@ -121,7 +121,7 @@ def test_hugepage_provider_gives_physical_addresses_and_clear_errors():
 
         _set_nr_hugepages(total + 4)
         if _hugepages()[1] < 2:
-            pytest.skip("the kernel could not reserve 2 hugepages (fragmented memory)")
+            unavailable("the kernel could not reserve 2 hugepages (fragmented memory)")
         assert lib.aioixy_dma_alloc(ctx, 4096, True, mem) == 0
         try:
             virt = int(ffi.cast("uintptr_t", mem.virt))
@@ -132,7 +132,7 @@ def test_hugepage_provider_gives_physical_addresses_and_clear_errors():
             lib.aioixy_dma_free(mem)
         pool = lib.aioixy_mempool_create(ctx, 2048, 2048)  # 4 MiB: spans two hugepages
         if pool == ffi.NULL:
-            pytest.skip(ffi.string(lib.aioixy_last_error()).decode())
+            unavailable(ffi.string(lib.aioixy_last_error()).decode())
         bufs = ffi.new("struct aioixy_pkt_buf *[2048]")
         assert lib.aioixy_mempool_alloc_bulk(pool, bufs, 2048) == 2048
         for i in (0, 1023, 1024, 2047):

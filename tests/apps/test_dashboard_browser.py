@@ -14,7 +14,6 @@ import itertools
 import json
 import os
 import re
-import warnings
 
 import aiohttp
 import pytest
@@ -22,6 +21,7 @@ import pytest
 import aioixy
 from aioixy import tools
 from aioixy.control import ControlPlane, make_app, serving
+from tests.tiers import unavailable
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
@@ -30,12 +30,8 @@ CHROMIUM = "/usr/bin/chromium"
 def _require_chromium() -> None:
     if os.access(CHROMIUM, os.X_OK):
         return
-    msg = (f"{CHROMIUM} not found: the dashboard was NOT tested in a browser "
-           "(apt-get install chromium)")
-    if os.environ.get("CI") == "true":
-        pytest.fail(msg)
-    warnings.warn(msg, stacklevel=1)
-    pytest.skip(msg)
+    unavailable(f"{CHROMIUM} not found: the dashboard was NOT tested in a browser "
+                "(apt-get install chromium)")
 
 
 class DevTools:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from vmhost import TestVM, why_not_runnable
+
+from tests.tiers import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,14 +23,8 @@ def pytest_collection_modifyitems(items):
 
 def require_vm() -> None:
     reason = why_not_runnable()
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the VM tier must run in CI but cannot: {reason}")
-    msg = f"VM TIER NOT RUN: {reason}"
-    warnings.warn(msg, stacklevel=2)
-    print(f"\n*** {msg} ***", file=sys.stderr)
-    pytest.skip(msg)
+    if reason is not None:
+        unavailable(f"the VM tier: {reason}")
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 
@@ -42,8 +43,9 @@ def test_shared_e2e_suite_runs_on_virtio(vm):
                env={"AIOIXY_E2E_VIRTIO": "0000:00:10.0,0000:00:11.0",
                     "PYTHONDONTWRITEBYTECODE": "1"})
     assert r.rc == 0, r.out + r.err
-    # 4 tests x 2 loops pass; the slow-consumer test is skipped as not applicable to QEMU
-    assert "8 passed, 2 skipped" in r.out, r.out
+    # 4 tests x 2 loops (the slow-consumer test does not apply to QEMU's hub and is not
+    # generated for virtio); nothing may be skipped
+    assert re.search(r"\b8 passed\b", r.out) and "skipped" not in r.out, r.out
 
 
 def test_bad_input_errors(vm):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import struct
 import time
@@ -15,6 +16,7 @@ import pytest
 import aioixy
 from aioixy import sim
 from aioixy._ffi import ffi, lib
+from aioixy.pytest_plugin import inject
 from aioixy.testing import make_frame, sizes_for, transfer
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
@@ -23,6 +25,20 @@ _ids = itertools.count()
 # the same Toeplitz key the driver programs (RSS verification suite key)
 MS_KEY = bytes.fromhex("6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c"
                        "6a42b73bbeac01fa")
+
+
+async def _count_for(port: aioixy.Port, seconds: float) -> int:
+    """Frames `port` receives within `seconds` (released as they come)."""
+    got = 0
+
+    async def rx() -> None:
+        nonlocal got
+        async for batch in port.rx():
+            got += len(batch)
+            batch.release()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(rx(), seconds)
+    return got
 
 
 def _card() -> str:
@@ -139,22 +155,10 @@ async def test_promiscuous_mode_changes_what_arrives():
     foreign = bytes.fromhex("020000abcdef")
     async with aioixy.open(f"sim-82599:{card}:0") as a, aioixy.open(f"sim-82599:{card}:1") as b:
         async def send(n: int, dst: bytes) -> None:
-            batch = a.alloc(n, size=0)
-            for i, pkt in enumerate(batch):
-                pkt.write(make_frame(i, 60, dst=dst))
-            await a.tx(batch)
+            await inject(a, [make_frame(i, 60, dst=dst) for i in range(n)])
 
         async def count_for(t: float) -> int:
-            got = 0
-
-            async def rx() -> None:
-                nonlocal got
-                async for batch in b.rx():
-                    got += len(batch)
-                    batch.release()
-            with __import__("contextlib").suppress(TimeoutError):
-                await asyncio.wait_for(rx(), t)
-            return got
+            return await _count_for(b, t)
 
         assert not b.promiscuous
         await send(50, foreign)
@@ -175,15 +179,7 @@ async def test_drops_without_flow_control_are_counted_as_missed():
     async with aioixy.open(f"sim-82599:{card}:0", rx_descs=64, pool_size=1024,
                            options="wire=gen,count=20000") as p:
         await asyncio.sleep(0.5)  # nobody reads: the 64-descriptor ring fills, the rest is missed
-        got = 0
-
-        async def rx() -> None:
-            nonlocal got
-            async for batch in p.rx():
-                got += len(batch)
-                batch.release()
-        with __import__("contextlib").suppress(TimeoutError):
-            await asyncio.wait_for(rx(), 3)
+        got = await _count_for(p, 3)
         s = p.stats()
         assert s.device.rx_missed > 0
         assert got + s.device.rx_missed + s.rx_dropped == 20000

@@ -119,16 +119,18 @@ static struct {
     uintptr_t start[ANON_MAX], end[ANON_MAX];
 } anon = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static void anon_register(void *p, size_t size)
+static bool anon_register(void *p, size_t size)
 {
     pthread_mutex_lock(&anon.lock);
-    if (anon.n < ANON_MAX) {
+    bool ok = anon.n < ANON_MAX;
+    if (ok) {
         anon.start[anon.n] = (uintptr_t)p;
         anon.end[anon.n] = (uintptr_t)p + size;
         anon.n++;
+        atomic_fetch_add_explicit(&anon.gen, 1, memory_order_release);
     }
-    atomic_fetch_add_explicit(&anon.gen, 1, memory_order_release);
     pthread_mutex_unlock(&anon.lock);
+    return ok;
 }
 
 static void anon_unregister(void *p)
@@ -190,7 +192,11 @@ int aioixy_dma_alloc(const struct aioixy_dma_ctx *ctx, size_t size, bool contigu
         out->virt = p;
         out->iova = (uint64_t)(uintptr_t)p;
         out->contiguous = true;
-        anon_register(p, out->map_size);
+        if (!anon_register(p, out->map_size)) {
+            munmap(p, out->map_size);
+            memset(out, 0, sizeof(*out));
+            return aioixy_set_error(AIOIXY_ENOMEM, "more than %d DMA regions are live", ANON_MAX);
+        }
         return 0;
     }
     case DMA_HUGEPAGE:

@@ -146,7 +146,6 @@ static uint32_t ixgbe_rx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_b
         struct aioixy_pkt_buf *nb = rq->fresh[k];
         if (aioixy_likely((st & IXGBE_RXD_STAT_EOP) && !(st & IXGBE_RXD_ERR_MASK))) {
             b->len = desc->wb.length;
-            b->user = desc->wb.rss_hash;
             bufs[got++] = b;
         } else {
             /* a frame larger than one buffer, or one with errors: not ours to deliver */
@@ -166,7 +165,7 @@ static uint32_t ixgbe_rx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_b
 
 /* ---------------------------------------------------------------- fast path: transmit */
 
-static void tx_reclaim(struct ixgbe_dev *d, struct ixgbe_txq *tq)
+static void tx_reclaim(struct ixgbe_txq *tq)
 {
     uint32_t k = 0;
     while (tq->clean != tq->tail) {
@@ -183,14 +182,13 @@ static void tx_reclaim(struct ixgbe_dev *d, struct ixgbe_txq *tq)
     }
     if (k)
         aioixy_mempool_free_bulk(tq->done, k);
-    (void)d;
 }
 
 static uint32_t ixgbe_tx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n)
 {
     struct ixgbe_dev *d = (struct ixgbe_dev *)dev;
     struct ixgbe_txq *tq = &d->txq[q];
-    tx_reclaim(d, tq);
+    tx_reclaim(tq);
     /* one slot stays empty: tail == head means "ring empty" to the device */
     uint32_t space = (tq->clean - tq->tail - 1) & (tq->n - 1);
     uint32_t k = n < space ? n : space;

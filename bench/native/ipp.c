@@ -22,6 +22,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A batch of fresh 60-byte frames from dev's pool, all accepted by its tx. */
+static bool send_fresh(struct aioixy_dev *dev, struct aioixy_pkt_buf **bufs, uint32_t batch)
+{
+    if (aioixy_mempool_alloc_bulk(dev->pools[0], bufs, batch) != batch)
+        return false;
+    for (uint32_t i = 0; i < batch; i++)
+        bufs[i]->len = 60;
+    return dev->ops->tx_batch(dev, 0, bufs, batch) == batch;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3)
@@ -51,11 +61,7 @@ int main(int argc, char **argv)
         if (aioixy_dev_open("pair:ipp:a", &cfg, &a) || aioixy_dev_open("pair:ipp:b", &cfg, &b))
             return 1;
         while (done < packets) {
-            if (aioixy_mempool_alloc_bulk(a->pools[0], bufs, batch) != batch)
-                return 1;
-            for (uint32_t i = 0; i < batch; i++)
-                bufs[i]->len = 60;
-            if (a->ops->tx_batch(a, 0, bufs, batch) != batch)
+            if (!send_fresh(a, bufs, batch))
                 return 1;
             uint32_t n = b->ops->rx_batch(b, 0, bufs, batch);
             aioixy_mempool_free_bulk(bufs, n);
@@ -74,11 +80,7 @@ int main(int argc, char **argv)
         struct sim_port *rxp = aioixy_sim_find("ipp", 1);
         uint32_t rdh = aioixy_sim_mmio_read(rxp, IXGBE_RDH(0));
         while (done < packets) {
-            if (aioixy_mempool_alloc_bulk(a->pools[0], bufs, batch) != batch)
-                return 1;
-            for (uint32_t i = 0; i < batch; i++)
-                bufs[i]->len = 60;
-            if (a->ops->tx_batch(a, 0, bufs, batch) != batch)
+            if (!send_fresh(a, bufs, batch))
                 return 1;
             /* until the model delivered the whole batch into port 1's ring */
             uint32_t want = (rdh + batch) & 511u;
@@ -100,11 +102,7 @@ int main(int argc, char **argv)
             return 1;
         }
         while (done < packets) {
-            if (aioixy_mempool_alloc_bulk(a->pools[0], bufs, batch) != batch)
-                return 1;
-            for (uint32_t i = 0; i < batch; i++)
-                bufs[i]->len = 60;
-            if (a->ops->tx_batch(a, 0, bufs, batch) != batch)
+            if (!send_fresh(a, bufs, batch))
                 return 1;
             uint32_t got = 0;
             for (int tries = 0; got < batch && tries < 2000; tries++) {

@@ -37,8 +37,9 @@ DRIVER_FNS = {
 def build(out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     exe = out / "ipp"
-    srcs = [str(p) for p in NATIVE.glob("*.c") if p.name != "_aioixy.c"]
-    subprocess.run(["gcc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-g", "-pthread", f"-I{NATIVE}",
+    srcs = [str(p) for p in NATIVE.glob("*/*.c")]
+    incs = [f"-I{d}" for d in sorted({p.parent for p in NATIVE.glob("*/*.h")})]
+    subprocess.run(["gcc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-g", "-pthread", *incs,
                     "-o", str(exe), str(ROOT / "bench" / "native" / "ipp.c"), *srcs], check=True)
     return exe
 

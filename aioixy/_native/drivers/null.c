@@ -2,20 +2,18 @@
  *
  * rx: every call returns a full batch of valid Ethernet/IPv4/UDP frames of the configured size
  *     ("null:size=N" or cfg->pkt_size, default 60 bytes) built from a template. Each rx queue
- *     numbers its packets: a big-endian u64 sequence number at byte offset 42, the first byte of
- *     the UDP payload (AIOIXY_NULL_SEQ_OFFSET), starting at 0. When the queue's pool has no free
+ *     numbers its packets: the test frame of frames.h, sequence numbers starting at 0. When the queue's pool has no free
  *     buffer the shortfall is counted in rx_missed, as a NIC counts frames it had no buffer for.
  * tx: counts packets and bytes, then frees the buffers.
  * Link is always up; promiscuous mode is accepted and has nothing to change.
  */
 #include "device.h"
+#include "frames.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define NULL_SEQ_OFFSET 42u
-#define NULL_DEFAULT_SIZE 60u
 
 struct null_queue {
     /* written by exactly one poller; read by read_stats from other threads */
@@ -37,48 +35,20 @@ static inline void count_add(_Atomic uint64_t *c, uint64_t v)
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
 }
 
-static uint16_t ip_checksum(const uint8_t *hdr, size_t len)
-{
-    uint32_t sum = 0;
-    for (size_t i = 0; i + 1 < len; i += 2)
-        sum += (uint32_t)hdr[i] << 8 | hdr[i + 1];
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
-}
-
 static void build_template(struct null_dev *nd)
 {
-    uint8_t *f = nd->tmpl;
-    uint32_t size = nd->pkt_size;
-    memset(f, 0, sizeof(nd->tmpl));
-    static const uint8_t dst[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x02};
-    memcpy(f, dst, 6);
-    memcpy(f + 6, nd->dev.mac, 6);
-    f[12] = 0x08; /* IPv4 */
-    f[13] = 0x00;
-    uint8_t *ip = f + 14;
-    uint16_t ip_len = (uint16_t)(size - 14);
-    ip[0] = 0x45;
-    ip[2] = (uint8_t)(ip_len >> 8);
-    ip[3] = (uint8_t)ip_len;
-    ip[8] = 64;   /* TTL */
-    ip[9] = 17;   /* UDP */
-    static const uint8_t src_ip[4] = {198, 18, 0, 1}, dst_ip[4] = {198, 18, 0, 2};
-    memcpy(ip + 12, src_ip, 4);
-    memcpy(ip + 16, dst_ip, 4);
-    uint16_t csum = ip_checksum(ip, 20);
-    ip[10] = (uint8_t)(csum >> 8);
-    ip[11] = (uint8_t)csum;
-    uint8_t *udp = ip + 20;
-    uint16_t udp_len = (uint16_t)(ip_len - 20);
-    udp[0] = 0x04; udp[1] = 0xd2; /* 1234 */
-    udp[2] = 0x16; udp[3] = 0x2e; /* 5678 */
-    udp[4] = (uint8_t)(udp_len >> 8);
-    udp[5] = (uint8_t)udp_len;
-    /* UDP checksum 0: "not computed", legal for IPv4, and keeps per-packet cost at one copy */
-    for (uint32_t i = NULL_SEQ_OFFSET + 8; i < size; i++)
-        f[i] = (uint8_t)i;
+    memset(nd->tmpl, 0, sizeof(nd->tmpl));
+    struct aioixy_frame_addrs a = {
+        .dst_mac = {0x02, 0x00, 0x00, 0x00, 0x00, 0x02},
+        .src_ip = {198, 18, 0, 1},
+        .dst_ip = {198, 18, 0, 2},
+        .src_port = 1234,
+        .dst_port = 5678,
+    };
+    memcpy(a.src_mac, nd->dev.mac, 6);
+    aioixy_frame_headers(nd->tmpl, nd->pkt_size, &a);
+    for (uint32_t i = AIOIXY_FRAME_SEQ_OFFSET + AIOIXY_FRAME_SEQ_LEN; i < nd->pkt_size; i++)
+        nd->tmpl[i] = (uint8_t)i;
 }
 
 static uint32_t null_rx(struct aioixy_dev *dev, uint16_t qid, struct aioixy_pkt_buf **bufs, uint32_t n)
@@ -100,11 +70,7 @@ static uint32_t null_rx(struct aioixy_dev *dev, uint16_t qid, struct aioixy_pkt_
     for (uint32_t i = 0; i < got; i++) {
         uint8_t *d = bufs[i]->data;
         memcpy(d, nd->tmpl, size);
-        uint64_t s = seq++;
-        for (int b = 7; b >= 0; b--) {
-            d[NULL_SEQ_OFFSET + (uint32_t)b] = (uint8_t)s;
-            s >>= 8;
-        }
+        aioixy_frame_set_seq(d, seq++);
         bufs[i]->len = size;
     }
     q->seq = seq;
@@ -173,7 +139,7 @@ static const struct aioixy_dev_ops null_ops = {
 
 static int null_open(const char *name, const struct aioixy_dev_config *cfg, struct aioixy_dev **out)
 {
-    uint32_t size = cfg->pkt_size ? cfg->pkt_size : NULL_DEFAULT_SIZE;
+    uint32_t size = cfg->pkt_size ? cfg->pkt_size : AIOIXY_FRAME_MIN;
     char val[32];
     const char *opts = strchr(name, ':') ? strchr(name, ':') + 1 : NULL;
     if (aioixy_opt_get(opts, "size", val, sizeof(val)) || aioixy_opt_get(cfg->options, "size", val, sizeof(val))) {
@@ -186,8 +152,9 @@ static int null_open(const char *name, const struct aioixy_dev_config *cfg, stru
     uint32_t room = (cfg->buf_size ? cfg->buf_size : AIOIXY_DEFAULT_BUF_SIZE) - AIOIXY_PKT_HEADER;
     if (room > AIOIXY_DEFAULT_BUF_SIZE)
         room = AIOIXY_DEFAULT_BUF_SIZE;
-    if (size < 60 || size > room)
-        return aioixy_set_error(AIOIXY_EINVAL, "null: packet size %u must be in 60..%u bytes", size, room);
+    if (size < AIOIXY_FRAME_MIN || size > room)
+        return aioixy_set_error(AIOIXY_EINVAL, "null: packet size %u must be in %u..%u bytes", size,
+                                AIOIXY_FRAME_MIN, room);
     struct null_dev *nd = aligned_alloc(AIOIXY_CACHE_LINE, sizeof(*nd));
     if (!nd)
         return aioixy_set_error(AIOIXY_ENOMEM, "out of memory");

@@ -13,6 +13,7 @@
  * bench/bench_instructions.py runs it twice with different packet counts and divides the
  * difference, so set-up costs cancel out. */
 #include "device.h"
+#include "ixgbe_regs.h"
 #include "ring.h"
 #include "sim82599.h"
 

@@ -1,13 +1,14 @@
-/* The ixgbe driver's view of a BAR0, shared with the sim-82599 model.
+/* The ixgbe driver's view of a BAR0.
  *
  * On a real 82599 every register access is a load or store to the memory-mapped BAR0 (sysfs
- * resource0 or a VFIO region). Against the model the same driver code runs, but each access is
- * handed to the model as a transaction, the way a PCIe read/write request reaches a device:
- * this lets the model implement what plain shared memory cannot - self-clearing bits,
- * clear-on-read counters, bits that latch later, and noticing *when* and *in which order* the
- * driver touched a register (the mistakes it must catch). The model's register file itself
- * still lives in a shared memfd mapping. One predictable branch per access is the whole cost,
- * and the fast path does one access per batch (the tail write).
+ * resource0 or a VFIO region, mapped by bus/). Whoever attaches the driver may instead supply
+ * register-access hooks: the sim-82599 model does, so that each access reaches it as a
+ * transaction, the way a PCIe read/write request reaches a device. That lets the model
+ * implement what plain shared memory cannot (self-clearing bits, clear-on-read counters, bits
+ * that latch later) and notice *when* and *in which order* the driver touched a register. The
+ * driver never names the model: it only sees the hooks. With no hooks (real hardware) the cost
+ * is one predictable branch per access, and the fast path does one access per batch (the
+ * tail write).
  */
 #ifndef AIOIXY_IXGBE_H
 #define AIOIXY_IXGBE_H
@@ -15,26 +16,24 @@
 #include "device.h"
 #include "ixgbe_regs.h"
 
-struct sim_port;
-uint32_t aioixy_sim_mmio_read(struct sim_port *port, uint32_t reg);
-void aioixy_sim_mmio_write(struct sim_port *port, uint32_t reg, uint32_t val);
-
 struct ixgbe_mmio {
-    volatile uint8_t *base; /* mapped BAR0 (hardware) */
-    struct sim_port *model; /* non-NULL: accesses go to the model */
+    volatile uint8_t *base; /* mapped BAR0, used when read32 is NULL */
+    uint32_t (*read32)(void *ctx, uint32_t reg);            /* NULL: direct MMIO */
+    void (*write32)(void *ctx, uint32_t reg, uint32_t val); /* set together with read32 */
+    void *ctx;
 };
 
 static inline uint32_t ixgbe_rd(const struct ixgbe_mmio *m, uint32_t reg)
 {
-    if (aioixy_unlikely(m->model != NULL))
-        return aioixy_sim_mmio_read(m->model, reg);
+    if (aioixy_unlikely(m->read32 != NULL))
+        return m->read32(m->ctx, reg);
     return *(volatile uint32_t *)(m->base + reg);
 }
 
 static inline void ixgbe_wr(const struct ixgbe_mmio *m, uint32_t reg, uint32_t val)
 {
-    if (aioixy_unlikely(m->model != NULL)) {
-        aioixy_sim_mmio_write(m->model, reg, val);
+    if (aioixy_unlikely(m->write32 != NULL)) {
+        m->write32(m->ctx, reg, val);
         return;
     }
     *(volatile uint32_t *)(m->base + reg) = val;

@@ -1,0 +1,433 @@
+/* sim-82599: a behavioural model of the Intel 82599, so the unchanged ixgbe driver runs (and is
+ * tested) without the card.
+ *
+ * What is modelled, each from the datasheet's description of the register or engine:
+ *  - the register file of each port (a 128 KiB BAR0 in a shared memfd mapping), reached through
+ *    read/write transactions (see ixgbe.h for why);
+ *  - CTRL.RST: registers back to their defaults, the bit self-clears after 1 ms; any access in
+ *    that millisecond is a fault (4.6.3.2); EEC.ARD and RDRXCTL.DMAIDONE come up afterwards;
+ *  - AUTOC.AN_RESTART (self-clearing) brings the link up a few ms later: LINKS.UP, 10 Gb/s;
+ *  - RXDCTL/TXDCTL.ENABLE latch 100 us after the write, and only if the ring registers make
+ *    sense at that moment; RDH/TDH move as descriptors are processed;
+ *  - transmit: advanced data descriptors from TDH to TDT, gathered until EOP, padded to 60
+ *    bytes (HLREG0.TXPADEN), DD written back when RS is set;
+ *  - receive: L2 filter (RAL/RAH(0), FCTRL.BAM/UPE/MPE), RSS (Toeplitz hash over the fields
+ *    MRQC enables, 128-entry RETA), advanced one-buffer descriptors written back with DD, EOP,
+ *    length, RSS type and hash (RXCSUM.PCSD), frames larger than a buffer split over several;
+ *  - statistics: GPRC, GPTC, GORC, GOTC (octets include the 4-byte CRC), MPC, QPRC, QPTC, all
+ *    clear on read, the high octet halves latched by reading the low halves;
+ *  - the wire: the two ports of a card cabled together (wire=cable, the default), a port cabled
+ *    to itself (wire=loop), or a port facing a traffic generator (wire=gen: numbered UDP frames
+ *    over `flows` flows, `count` of them or forever, at line rate). With flow_control the
+ *    receiving side pushes back (802.3x PAUSE) instead of dropping when its ring is full.
+ * What is caught (a fault is recorded, the offending action is refused, tests fail):
+ *    descriptor or ring addresses outside DMA memory, a tail beyond the ring, a queue enabled
+ *    before its ring registers (or tx queues before DMATXCTL.TE), ring registers changed while
+ *    the queue runs, register access during reset, unknown descriptor types, bad lengths.
+ * DMA: IOVA = virtual address; an address is valid only inside a live DMA_ANON region.
+ * One model thread per card does the engines' work; it holds the card lock per round.
+ */
+#include "sim_internal.h"
+#include "sim82599.h"
+#include "ixgbe.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static pthread_mutex_t cards_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sim_card *cards;
+static _Atomic uint64_t total_faults;
+
+void sim_fault(struct sim_port *p, const char *fmt, ...)
+{
+    struct sim_card *c = p->card;
+    atomic_fetch_add_explicit(&total_faults, 1, memory_order_relaxed);
+    if (c->nfaults >= SIM_MAX_FAULTS) {
+        c->nfaults++;
+        return;
+    }
+    char *dst = c->faults[c->nfaults++];
+    char prefix[96];
+    snprintf(prefix, sizeof(prefix), "sim-82599:%s:%d: ", c->name, p->index);
+    int k = snprintf(dst, sizeof(c->faults[0]), "%s", prefix);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst + k, sizeof(c->faults[0]) - (size_t)k, fmt, ap);
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------------ model thread */
+
+static void *card_thread(void *arg)
+{
+    struct sim_card *c = arg;
+    unsigned idle = 0;
+    while (!atomic_load_explicit(&c->stop, memory_order_acquire)) {
+        uint32_t work = 0;
+        pthread_mutex_lock(&c->lock);
+        uint64_t now = sim_now_ns();
+        for (int i = 0; i < SIM_PORTS; i++) {
+            struct sim_port *p = &c->port[i];
+            if (!p->attached || sim_in_reset(p, now))
+                continue;
+            sim_advance(p, now);
+            for (int q = 0; q < SIM_QUEUES; q++)
+                if (p->tx[q].enabled)
+                    work += sim_tx_queue(p, q);
+            if (i == 0 && c->peer)
+                work += sim_from_peer_dev(c);
+            if (c->wire == WIRE_GEN && (sim_reg(p, IXGBE_LINKS) & IXGBE_LINKS_UP))
+                work += sim_generate(p, now);
+        }
+        pthread_mutex_unlock(&c->lock);
+        if (work) {
+            idle = 0;
+            continue;
+        }
+        /* idle: spin briefly, then sleep longer and longer (up to 200 us) */
+        if (++idle < 64) {
+            aioixy_cpu_relax();
+        } else {
+            unsigned us = idle < 1000 ? 20 : 200;
+            struct timespec ts = {0, (long)us * 1000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+
+/* ------------------------------------------------------------------ cards */
+
+static int parse_options(struct sim_card *c, const char *options, bool flow_control)
+{
+    char v[64];
+    c->wire = WIRE_CABLE;
+    c->gen_flows = 1;
+    c->gen_size = 60;
+    c->gen_count = 0;
+    c->flow_control = flow_control;
+    if (aioixy_opt_get(options, "wire", v, sizeof(v))) {
+        if (strcmp(v, "cable") == 0) c->wire = WIRE_CABLE;
+        else if (strcmp(v, "loop") == 0) c->wire = WIRE_LOOP;
+        else if (strcmp(v, "gen") == 0) c->wire = WIRE_GEN;
+        else return aioixy_set_error(AIOIXY_EINVAL, "sim-82599: wire=%s: expected cable, loop or gen", v);
+    }
+    if (aioixy_opt_get(options, "flows", v, sizeof(v))) {
+        long n = strtol(v, NULL, 10);
+        if (n < 1 || n > 65536)
+            return aioixy_set_error(AIOIXY_EINVAL, "sim-82599: flows=%s: expected 1..65536", v);
+        c->gen_flows = (uint32_t)n;
+    }
+    if (aioixy_opt_get(options, "size", v, sizeof(v))) {
+        long n = strtol(v, NULL, 10);
+        if (n < 60 || n > 1514)
+            return aioixy_set_error(AIOIXY_EINVAL, "sim-82599: size=%s: expected 60..1514", v);
+        c->gen_size = (uint32_t)n;
+    }
+    if (aioixy_opt_get(options, "count", v, sizeof(v))) {
+        long long n = strtoll(v, NULL, 10);
+        if (n < 1)
+            return aioixy_set_error(AIOIXY_EINVAL, "sim-82599: count=%s: expected a positive number", v);
+        c->gen_count = (uint64_t)n;
+    }
+    if (aioixy_opt_get(options, "peer", v, sizeof(v))) {
+        if (c->wire != WIRE_CABLE)
+            return aioixy_set_error(AIOIXY_EINVAL, "sim-82599: peer=%s needs wire=cable (port 0's "
+                                    "cable goes to the peer)", v);
+        if (strncmp(v, "sim-82599:", 10) == 0)
+            return aioixy_set_error(AIOIXY_EINVAL, "sim-82599: peer=%s: a peer is a software device "
+                                    "(null, pair:NAME:END); two model ports are cabled with "
+                                    "wire=cable", v);
+        struct aioixy_dev_config pc;
+        memset(&pc, 0, sizeof(pc));
+        pc.rx_queues = pc.tx_queues = 1;
+        pc.pool_bufs = 1024;
+        pc.flow_control = flow_control;
+        int rc = aioixy_dev_open(v, &pc, &c->peer);
+        if (rc) {
+            char why[200];
+            snprintf(why, sizeof(why), "%s", aioixy_last_error());
+            return aioixy_set_error(-rc, "sim-82599: peer=%s: %s", v, why);
+        }
+    }
+    snprintf(c->options, sizeof(c->options), "%s", options ? options : "");
+    return 0;
+}
+
+static void card_free(struct sim_card *c)
+{
+    if (c->peer) {
+        for (uint32_t i = c->pend_i; i < c->pend_n; i++)
+            aioixy_mempool_free(c->pend[i]);
+        c->peer->ops->close(c->peer);
+    }
+    if (c->regmap)
+        munmap(c->regmap, c->regmap_len);
+    if (c->memfd >= 0)
+        close(c->memfd);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+/* Find or create card `name`; takes a reference. Caller holds cards_lock. */
+static int card_get(const char *name, const char *options, bool flow_control, struct sim_card **out)
+{
+    for (struct sim_card *c = cards; c; c = c->next) {
+        if (strcmp(c->name, name) == 0) {
+            if (options && *options && strcmp(options, c->options) != 0)
+                return aioixy_set_error(AIOIXY_EINVAL, "sim-82599:%s already exists with options "
+                                        "'%s' (asked for '%s'): options apply to the whole card",
+                                        name, c->options, options);
+            c->refs++;
+            *out = c;
+            return 0;
+        }
+    }
+    struct sim_card *c = calloc(1, sizeof(*c));
+    if (!c)
+        return aioixy_set_error(AIOIXY_ENOMEM, "out of memory");
+    c->memfd = -1;
+    pthread_mutex_init(&c->lock, NULL);
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    int rc = parse_options(c, options, flow_control);
+    if (rc) {
+        card_free(c);
+        return rc;
+    }
+    c->regmap_len = (size_t)IXGBE_BAR0_SIZE * SIM_PORTS;
+    c->memfd = memfd_create("sim-82599-bar0", MFD_CLOEXEC);
+    if (c->memfd < 0 || ftruncate(c->memfd, (off_t)c->regmap_len) != 0) {
+        rc = aioixy_set_error(AIOIXY_ENOMEM, "sim-82599: memfd for the register file: %s", strerror(errno));
+        card_free(c);
+        return rc;
+    }
+    c->regmap = mmap(NULL, c->regmap_len, PROT_READ | PROT_WRITE, MAP_SHARED, c->memfd, 0);
+    if (c->regmap == MAP_FAILED) {
+        c->regmap = NULL;
+        rc = aioixy_set_error(AIOIXY_ENOMEM, "sim-82599: mmap of the register file: %s", strerror(errno));
+        card_free(c);
+        return rc;
+    }
+    uint32_t h = 2166136261u; /* FNV-1a of the card name: a stable, distinct MAC per card */
+    for (const char *s = name; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    for (int i = 0; i < SIM_PORTS; i++) {
+        struct sim_port *p = &c->port[i];
+        p->card = c;
+        p->index = i;
+        p->regs = (uint32_t *)((uint8_t *)c->regmap + (size_t)IXGBE_BAR0_SIZE * i);
+        const uint8_t mac[6] = {0x02, 0x82, 0x59, (uint8_t)(h >> 16), (uint8_t)(h >> 8),
+                                (uint8_t)((h & 0xf0) | (uint32_t)i)};
+        memcpy(p->mac, mac, 6);
+        sim_port_defaults(p);
+        /* power-on: the EEPROM has been read and DMA initialized */
+        sim_reg_set(p, IXGBE_EEC, IXGBE_EEC_ARD);
+        sim_reg_set(p, IXGBE_RDRXCTL, IXGBE_RDRXCTL_DMAIDONE);
+    }
+    c->refs = 1;
+    if (pthread_create(&c->thread, NULL, card_thread, c) != 0) {
+        card_free(c);
+        return aioixy_set_error(AIOIXY_ENOMEM, "sim-82599: cannot start the model thread");
+    }
+    c->next = cards;
+    cards = c;
+    *out = c;
+    return 0;
+}
+
+static void card_put(struct sim_card *c)
+{
+    pthread_mutex_lock(&cards_lock);
+    bool last = --c->refs == 0;
+    if (last) {
+        for (struct sim_card **pp = &cards; *pp; pp = &(*pp)->next)
+            if (*pp == c) {
+                *pp = c->next;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&cards_lock);
+    if (!last)
+        return;
+    atomic_store_explicit(&c->stop, true, memory_order_release);
+    pthread_join(c->thread, NULL);
+    card_free(c);
+}
+
+struct sim_port *aioixy_sim_attach(const char *card, int port, const char *options, bool flow_control)
+{
+    aioixy_clear_error();
+    if (port < 0 || port >= SIM_PORTS) {
+        aioixy_set_error(AIOIXY_ENODEV, "sim-82599:%s:%d: the model has ports 0 and 1", card, port);
+        return NULL;
+    }
+    if (!*card || strlen(card) >= 64) {
+        aioixy_set_error(AIOIXY_ENODEV, "sim-82599: card name must be 1..63 characters");
+        return NULL;
+    }
+    pthread_mutex_lock(&cards_lock);
+    struct sim_card *c = NULL;
+    int rc = card_get(card, options, flow_control, &c);
+    if (rc) {
+        pthread_mutex_unlock(&cards_lock);
+        return NULL;
+    }
+    struct sim_port *p = &c->port[port];
+    pthread_mutex_lock(&c->lock);
+    bool busy = p->attached;
+    p->attached = true;
+    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&cards_lock);
+    if (busy) {
+        card_put(c);
+        aioixy_set_error(AIOIXY_EBUSY, "sim-82599:%s:%d is already open", card, port);
+        return NULL;
+    }
+    return p;
+}
+
+void aioixy_sim_detach(struct sim_port *p)
+{
+    struct sim_card *c = p->card;
+    pthread_mutex_lock(&c->lock);
+    p->attached = false;
+    /* what a power cycle of the function would do: nothing runs until the next driver */
+    for (int q = 0; q < SIM_QUEUES; q++) {
+        p->rx[q].enabled = p->tx[q].enabled = false;
+        p->rx[q].latch_at = p->tx[q].latch_at = 0;
+    }
+    pthread_mutex_unlock(&c->lock);
+    card_put(c);
+}
+
+/* Faults recorded on `card` ("" = all cards), newline-separated into buf; returns the count. */
+int aioixy_sim_faults(const char *card, char *buf, size_t len)
+{
+    int count = 0;
+    size_t used = 0;
+    if (len)
+        buf[0] = '\0';
+    pthread_mutex_lock(&cards_lock);
+    for (struct sim_card *c = cards; c; c = c->next) {
+        if (*card && strcmp(card, c->name) != 0)
+            continue;
+        pthread_mutex_lock(&c->lock);
+        for (uint32_t i = 0; i < c->nfaults && i < SIM_MAX_FAULTS; i++) {
+            if (len > used + 1)
+                used += (size_t)snprintf(buf + used, len - used, "%s\n", c->faults[i]);
+            if (used >= len)
+                used = len - 1;
+        }
+        count += (int)c->nfaults;
+        pthread_mutex_unlock(&c->lock);
+    }
+    pthread_mutex_unlock(&cards_lock);
+    return count;
+}
+
+/* Every fault any card ever recorded in this process (cards come and go; this does not). */
+uint64_t aioixy_sim_total_faults(void)
+{
+    return atomic_load_explicit(&total_faults, memory_order_relaxed);
+}
+
+/* A port of a live card, without attaching (for benchmarks that watch the model's registers
+ * while the driver owns the port). NULL if there is no such card. */
+struct sim_port *aioixy_sim_find(const char *card, int port)
+{
+    struct sim_port *p = NULL;
+    pthread_mutex_lock(&cards_lock);
+    for (struct sim_card *c = cards; c; c = c->next)
+        if (strcmp(c->name, card) == 0 && port >= 0 && port < SIM_PORTS)
+            p = &c->port[port];
+    pthread_mutex_unlock(&cards_lock);
+    return p;
+}
+
+/* Model counters a test may compare with the driver's view (not clear-on-read). */
+uint64_t aioixy_sim_generated(struct sim_port *p)
+{
+    pthread_mutex_lock(&p->card->lock);
+    uint64_t v = p->gen_sent;
+    pthread_mutex_unlock(&p->card->lock);
+    return v;
+}
+
+
+/* ------------------------------------------------------------------ the device */
+
+static void sim_release(void *arg)
+{
+    aioixy_sim_detach(arg);
+}
+
+/* the register-access hooks the driver calls instead of touching BAR0 memory */
+static uint32_t sim_hook_read(void *ctx, uint32_t reg)
+{
+    return aioixy_sim_mmio_read(ctx, reg);
+}
+
+static void sim_hook_write(void *ctx, uint32_t reg, uint32_t val)
+{
+    aioixy_sim_mmio_write(ctx, reg, val);
+}
+
+static int sim_open(const char *name, const struct aioixy_dev_config *cfg, struct aioixy_dev **out)
+{
+    /* sim-82599:CARD:PORT */
+    const char *rest = name + strlen("sim-82599:");
+    const char *colon = strrchr(rest, ':');
+    char card[64];
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || colon == rest || (size_t)(colon - rest) >= sizeof(card) || !end || *end || end == colon + 1)
+        return aioixy_set_error(AIOIXY_ENODEV, "'%s': expected sim-82599:CARD:PORT, e.g. "
+                                "sim-82599:lab:0 (PORT 0 or 1)", name);
+    memcpy(card, rest, (size_t)(colon - rest));
+    card[colon - rest] = '\0';
+    struct sim_port *p = aioixy_sim_attach(card, (int)port, cfg->options, cfg->flow_control);
+    if (!p)
+        return -aioixy_last_errcode();
+    struct sim_card *c = p->card;
+    pthread_mutex_lock(&c->lock);
+    uint32_t before = c->nfaults;
+    pthread_mutex_unlock(&c->lock);
+    struct ixgbe_backing back = {
+        .mmio = {.read32 = sim_hook_read, .write32 = sim_hook_write, .ctx = p},
+        .dma = {.kind = DMA_ANON, .vfio_container_fd = -1},
+        .release = sim_release,
+        .arg = p,
+    };
+    /* keep the card alive across the attach so its fault log can be read afterwards */
+    pthread_mutex_lock(&cards_lock);
+    c->refs++;
+    pthread_mutex_unlock(&cards_lock);
+    int rc = aioixy_ixgbe_attach(name, &back, cfg, out);
+    pthread_mutex_lock(&c->lock);
+    uint32_t after = c->nfaults;
+    char first[240] = "";
+    if (after > before && before < SIM_MAX_FAULTS)
+        snprintf(first, sizeof(first), "%s", c->faults[before]);
+    pthread_mutex_unlock(&c->lock);
+    if (rc == 0 && after > before) {
+        (*out)->ops->close(*out);
+        *out = NULL;
+        rc = aioixy_set_error(AIOIXY_EDEVICE, "the 82599 model caught %u driver mistake(s) during "
+                              "initialization; first: %s", after - before, first);
+    }
+    card_put(c);
+    return rc;
+}
+
+static struct aioixy_driver sim_driver = {
+    .name = "sim-82599",
+    .prefix = "sim-82599:",
+    .open = sim_open,
+};
+AIOIXY_REGISTER_DRIVER(sim_driver)

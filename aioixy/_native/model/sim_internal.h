@@ -1,0 +1,130 @@
+/* sim-82599 internals shared by the model's files (not part of any interface):
+ *   sim_regs.c   the register file: reset, timers, register transactions, queue enable checks
+ *   sim_rx.c     receive engine: L2 filter, RSS queue choice, descriptor write-back
+ *   sim_tx.c     transmit engine and the wire (cable, loop, peer device)
+ *   sim_rss.c    Toeplitz hash and the fields MRQC selects
+ *   sim_gen.c    the traffic generator at the far end of wire=gen
+ *   sim_card.c   cards, ports, the model thread, the fault log, the "sim-82599:" device
+ * Locking: everything below is touched with the card lock held (the model thread per round,
+ * register transactions per access).
+ */
+#ifndef AIOIXY_SIM_INTERNAL_H
+#define AIOIXY_SIM_INTERNAL_H
+
+#include "ixgbe_regs.h"
+#include "device.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#define SIM_PORTS 2
+#define SIM_QUEUES 16
+#define SIM_RESET_NS 1000000ull     /* 1 ms */
+#define SIM_AUTOREAD_NS 2000000ull  /* EEPROM auto-read + DMA init after reset */
+#define SIM_LATCH_NS 100000ull      /* queue enable */
+#define SIM_LINK_NS 5000000ull      /* auto-negotiation */
+#define SIM_MAX_FAULTS 32
+#define SIM_FRAME_MAX 16384u
+#define SIM_BUDGET 64u
+
+enum sim_wire { WIRE_CABLE, WIRE_LOOP, WIRE_GEN };
+enum sim_rx_result { RX_DONE, RX_DROPPED, RX_STALL };
+
+struct sim_ring {
+    bool enabled;
+    uint64_t latch_at; /* enable pending until then (0 = none) */
+    uint64_t base;
+    uint32_t n;
+    uint32_t head;
+};
+
+struct sim_port {
+    struct sim_card *card;
+    int index;
+    uint32_t *regs; /* this port's BAR0 inside the card's memfd mapping */
+    bool attached;
+    uint64_t reset_until, autoread_at, link_at;
+    struct sim_ring rx[SIM_QUEUES], tx[SIM_QUEUES];
+    /* clear-on-read counters (written by the model thread under the card lock) */
+    uint64_t gprc, gptc, gorc, gotc, mpc, qprc[SIM_QUEUES], qptc[SIM_QUEUES];
+    uint32_t gorch_latch, gotch_latch;
+    struct aioixy_dma_window win;
+    uint8_t mac[6];
+    uint64_t gen_sent;
+    uint64_t gen_clock; /* line-rate pacing of the generator: time up to which frames were due */
+    uint8_t frame[SIM_FRAME_MAX]; /* tx gather buffer */
+};
+
+struct sim_card {
+    char name[64];
+    int refs;
+    pthread_mutex_t lock;
+    pthread_t thread;
+    _Atomic bool stop;
+    void *regmap;
+    size_t regmap_len;
+    int memfd;
+    enum sim_wire wire;
+    bool flow_control;
+    uint32_t gen_flows, gen_size;
+    uint64_t gen_count; /* 0 = forever */
+    char options[128];
+    /* peer=DEVICE: port 0's cable goes to a software device the model drives through the
+     * device interface (only the model thread calls its rx/tx, as the contract requires) */
+    struct aioixy_dev *peer;
+    struct aioixy_pkt_buf *pend[SIM_BUDGET]; /* received from the peer, not yet taken by port 0 */
+    uint32_t pend_n, pend_i;
+    struct sim_port port[SIM_PORTS];
+    uint32_t nfaults;
+    char faults[SIM_MAX_FAULTS][240];
+    struct sim_card *next;
+};
+
+static inline uint64_t sim_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint32_t sim_reg(struct sim_port *p, uint32_t reg)
+{
+    return __atomic_load_n(&p->regs[reg / 4], __ATOMIC_ACQUIRE);
+}
+
+static inline void sim_reg_set(struct sim_port *p, uint32_t reg, uint32_t v)
+{
+    __atomic_store_n(&p->regs[reg / 4], v, __ATOMIC_RELEASE);
+}
+
+static inline bool sim_in_reset(const struct sim_port *p, uint64_t now)
+{
+    return p->reset_until && now < p->reset_until;
+}
+
+/* Is [addr, addr+len) inside live DMA memory? (the model's stand-in for the IOMMU) */
+static inline bool sim_dma_ok(struct sim_port *p, uint64_t addr, uint64_t len)
+{
+    return addr && aioixy_dma_anon_lookup(addr, len ? len : 1, &p->win);
+}
+
+/* sim_card.c */
+__attribute__((format(printf, 2, 3))) void sim_fault(struct sim_port *p, const char *fmt, ...);
+/* sim_regs.c */
+void sim_port_defaults(struct sim_port *p);
+void sim_advance(struct sim_port *p, uint64_t now);
+/* sim_rss.c: the rx queue for frame f by RSS (0 when RSS is off or the frame has no type);
+ * *type and *hash are what the descriptor write-back reports */
+int sim_rss_queue(struct sim_port *p, const uint8_t *f, uint32_t len, uint32_t *type, uint32_t *hash);
+/* sim_rx.c */
+int sim_rx_frame(struct sim_port *p, const uint8_t *f, uint32_t len, bool may_stall);
+uint32_t sim_ring_free(struct sim_port *p, int q);
+bool sim_rx_rings_full(struct sim_port *p);
+/* sim_tx.c */
+uint32_t sim_tx_queue(struct sim_port *p, int q);
+uint32_t sim_from_peer_dev(struct sim_card *c);
+/* sim_gen.c */
+uint32_t sim_generate(struct sim_port *p, uint64_t now);
+
+#endif

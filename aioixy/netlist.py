@@ -8,11 +8,23 @@ import subprocess
 
 import attrs
 
+from aioixy._ffi import ffi, lib
+
 PCI = "/sys/bus/pci/devices"
-# device ids the drivers built into aioixy claim (the registry in _native decides for real)
-_IXGBE_IDS = (0x10F7, 0x1514, 0x1517, 0x10F8, 0x10F9, 0x10FB, 0x10FC, 0x1507, 0x154D, 0x1557,
-              0x154A, 0x1558, 0x151C)
-DRIVERS = {(0x1AF4, 0x1000): "virtio", **{(0x8086, d): "ixgbe" for d in _IXGBE_IDS}}
+
+
+def _registered_ids() -> dict[tuple[int, int], str]:
+    """(vendor, device) -> driver, as the native registry has them: the one list that decides."""
+    out: dict[tuple[int, int], str] = {}
+    vendor, device, name = ffi.new("uint16_t *"), ffi.new("uint16_t *"), ffi.new("const char **")
+    i = 0
+    while lib.aioixy_driver_pci_id(i, vendor, device, name):
+        out[(vendor[0], device[0])] = ffi.string(name[0]).decode()
+        i += 1
+    return out
+
+
+DRIVERS = _registered_ids()
 SOFTWARE = [
     {"device": "null", "what": "line-rate packet source and sink"},
     {"device": "pair:NAME:a / pair:NAME:b", "what": "two ports wired back to back in memory"},

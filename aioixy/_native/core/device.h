@@ -108,6 +108,9 @@ struct aioixy_driver {
 };
 
 void aioixy_register_driver(struct aioixy_driver *drv);
+/* Entry i of the PCI ids all built-in drivers claim (the one list anyone should read, e.g. the
+ * Python device listing); false once i is past the end. */
+bool aioixy_driver_pci_id(uint32_t i, uint16_t *vendor, uint16_t *device, const char **driver);
 #define AIOIXY_REGISTER_DRIVER(drv) \
     __attribute__((constructor)) static void aioixy_register_##drv(void) { aioixy_register_driver(&(drv)); }
 

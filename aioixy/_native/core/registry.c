@@ -15,6 +15,19 @@ void aioixy_register_driver(struct aioixy_driver *drv)
     drivers = drv;
 }
 
+bool aioixy_driver_pci_id(uint32_t i, uint16_t *vendor, uint16_t *device, const char **driver)
+{
+    for (const struct aioixy_driver *d = drivers; d; d = d->next)
+        for (const struct aioixy_pci_id *id = d->pci_ids; id && id->vendor; id++)
+            if (i-- == 0) {
+                *vendor = id->vendor;
+                *device = id->device;
+                *driver = d->name;
+                return true;
+            }
+    return false;
+}
+
 bool aioixy_opt_get(const char *options, const char *key, char *val, size_t val_len)
 {
     if (!options || !*options)

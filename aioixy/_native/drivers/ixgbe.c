@@ -15,19 +15,14 @@
  * The same code drives a real card (BAR0 mmap'ed from sysfs or VFIO) and the sim-82599 model.
  */
 #include "ixgbe.h"
-#include "pci.h"
-#include "vfio.h"
+#include "pci_claim.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #define DEFAULT_DESCS 512u
 #define MAX_DESCS 4096u
@@ -551,90 +546,30 @@ fail:
 
 /* ---------------------------------------------------------------- real hardware: PCI open */
 
-struct pci_backing {
-    void *bar;
-    size_t bar_len;
-    struct aioixy_vfio vfio;
-};
-
 static void pci_release(void *arg)
 {
-    struct pci_backing *pb = arg;
-    if (pb->bar && pb->bar != MAP_FAILED)
-        munmap(pb->bar, pb->bar_len);
-    aioixy_vfio_close(&pb->vfio);
-    free(pb);
+    struct aioixy_pci_claim *c = arg;
+    aioixy_pci_unclaim(c);
+    free(c);
 }
 
 static int ixgbe_pci_open(const char *addr, const struct aioixy_dev_config *cfg, struct aioixy_dev **out)
 {
-    struct aioixy_pci_info info;
-    int rc = aioixy_pci_info(addr, &info);
-    if (rc)
-        return rc;
-    if ((info.klass >> 16) != 0x02)
-        return aioixy_set_error(AIOIXY_ENODEV, "%s (class %06x) is not a network controller", addr, info.klass);
-    if ((rc = aioixy_pci_check_safe(&info, cfg->force)))
-        return rc;
-    if (geteuid() != 0)
-        return aioixy_set_error(AIOIXY_EPERM, "ixgbe %s: driving a PCI device from user space needs "
-                                "root (sysfs unbind and BAR mapping, or VFIO)", addr);
-    struct pci_backing *pb = calloc(1, sizeof(*pb));
-    if (!pb)
+    struct aioixy_pci_claim *c = calloc(1, sizeof(*c));
+    if (!c)
         return aioixy_set_error(AIOIXY_ENOMEM, "out of memory");
-    pb->vfio.container = pb->vfio.group = pb->vfio.device = -1;
-    struct ixgbe_backing back = {.release = pci_release, .arg = pb};
-    if (strcmp(info.driver, "vfio-pci") == 0) {
-        /* bound to vfio-pci: the IOMMU translates, IOVA = VA, no hugepage physical addresses */
-        if ((rc = aioixy_vfio_open(addr, &pb->vfio)))
-            goto fail;
-        if ((rc = aioixy_vfio_map_bar(&pb->vfio, 0, &pb->bar, &pb->bar_len)))
-            goto fail;
-        if ((rc = aioixy_vfio_enable_bus_master(&pb->vfio)))
-            goto fail;
-        back.dma.kind = DMA_VFIO;
-        back.dma.vfio_container_fd = pb->vfio.container;
-    } else {
-        if (cfg->vfio) {
-            rc = aioixy_set_error(AIOIXY_EINVAL, "ixgbe %s: vfio=True but the device is bound to "
-                                  "'%s', not vfio-pci (echo vfio-pci > /sys/bus/pci/devices/%s/"
-                                  "driver_override and bind it)", addr,
-                                  info.driver[0] ? info.driver : "no driver", addr);
-            goto fail;
-        }
-        if ((rc = aioixy_pci_unbind(&info)) || (rc = aioixy_pci_enable_dma(addr)))
-            goto fail;
-        char path[96];
-        snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource0", addr);
-        int fd = open(path, O_RDWR | O_SYNC);
-        if (fd < 0) {
-            rc = aioixy_set_error(errno == EACCES || errno == EPERM ? AIOIXY_EPERM : AIOIXY_EIO,
-                                  "ixgbe %s: cannot open %s: %s", addr, path, strerror(errno));
-            goto fail;
-        }
-        struct stat st;
-        if (fstat(fd, &st) != 0 || (size_t)st.st_size < IXGBE_BAR0_SIZE) {
-            close(fd);
-            rc = aioixy_set_error(AIOIXY_EDEVICE, "ixgbe %s: BAR0 is %lld bytes, an 82599 has at "
-                                  "least 128 KiB", addr, (long long)st.st_size);
-            goto fail;
-        }
-        pb->bar_len = (size_t)st.st_size;
-        pb->bar = mmap(NULL, pb->bar_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        close(fd);
-        if (pb->bar == MAP_FAILED) {
-            pb->bar = NULL;
-            rc = aioixy_set_error(AIOIXY_EIO, "ixgbe %s: mmap of BAR0 failed: %s", addr, strerror(errno));
-            goto fail;
-        }
-        back.dma.kind = DMA_HUGEPAGE;
-        back.dma.vfio_container_fd = -1;
+    int rc = aioixy_pci_claim(addr, 0, IXGBE_BAR0_SIZE, cfg->vfio, cfg->force, c);
+    if (rc) {
+        free(c);
+        return rc;
     }
-    back.mmio.base = pb->bar;
+    struct ixgbe_backing back = {
+        .mmio = {.base = c->bar},
+        .dma = c->dma,
+        .release = pci_release,
+        .arg = c,
+    };
     return aioixy_ixgbe_attach(addr, &back, cfg, out);
-fail:
-    pci_release(pb);
-    return rc;
 }
 
 /* 82599 variants (vendor 8086), from the datasheet's device id table */

@@ -1,49 +1,28 @@
 /* sim-82599 traffic generator: the far end of wire=gen, numbered UDP frames at line rate. */
+#include "frames.h"
 #include "sim_internal.h"
 
 #include <string.h>
 
-static uint16_t csum16(const uint8_t *b, size_t n)
-{
-    uint32_t s = 0;
-    for (size_t i = 0; i + 1 < n; i += 2)
-        s += (uint32_t)(b[i] << 8 | b[i + 1]);
-    while (s >> 16)
-        s = (s & 0xffff) + (s >> 16);
-    return (uint16_t)~s;
-}
-
-/* Frame `seq` of the generator: UDP 10.0.x.y:(1024+flow) -> 10.1.0.1:9, flow = seq % flows,
- * sequence number (big-endian u64) at byte 42 like the null device. */
+/* Frame `seq` of the generator, in the numbered test frame format (frames.h): UDP
+ * 10.0.x.y:(1024+flow) -> 10.1.0.1:9, flow = seq % flows, zero filler after the number. */
 static uint32_t gen_frame(struct sim_port *p, uint64_t seq, uint8_t *f)
 {
     struct sim_card *c = p->card;
     uint32_t len = c->gen_size;
     uint32_t flow = (uint32_t)(seq % c->gen_flows);
-    memset(f, 0, len);
-    memcpy(f, p->mac, 6);
-    const uint8_t src[6] = {0x02, 0x47, 0x45, 0x4e, 0x00, 0x01};
-    memcpy(f + 6, src, 6);
-    f[12] = 0x08;
-    uint8_t *ip = f + 14;
-    ip[0] = 0x45;
-    uint16_t tot = (uint16_t)(len - 14);
-    ip[2] = (uint8_t)(tot >> 8);
-    ip[3] = (uint8_t)tot;
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12] = 10, ip[13] = 0, ip[14] = (uint8_t)(flow >> 8), ip[15] = (uint8_t)flow;
-    ip[16] = 10, ip[17] = 1, ip[18] = 0, ip[19] = 1;
-    uint16_t ck = csum16(ip, 20);
-    ip[10] = (uint8_t)(ck >> 8);
-    ip[11] = (uint8_t)ck;
-    uint8_t *udp = ip + 20;
-    uint16_t sport = (uint16_t)(1024 + flow), ulen = (uint16_t)(tot - 20);
-    udp[0] = (uint8_t)(sport >> 8), udp[1] = (uint8_t)sport;
-    udp[3] = 9;
-    udp[4] = (uint8_t)(ulen >> 8), udp[5] = (uint8_t)ulen;
-    for (int i = 0; i < 8; i++)
-        f[42 + i] = (uint8_t)(seq >> (56 - 8 * i));
+    struct aioixy_frame_addrs a = {
+        .src_mac = {0x02, 0x47, 0x45, 0x4e, 0x00, 0x01},
+        .src_ip = {10, 0, (uint8_t)(flow >> 8), (uint8_t)flow},
+        .dst_ip = {10, 1, 0, 1},
+        .src_port = (uint16_t)(1024 + flow),
+        .dst_port = 9,
+    };
+    memcpy(a.dst_mac, p->mac, 6);
+    aioixy_frame_headers(f, len, &a);
+    aioixy_frame_set_seq(f, seq);
+    memset(f + AIOIXY_FRAME_SEQ_OFFSET + AIOIXY_FRAME_SEQ_LEN, 0,
+           len - AIOIXY_FRAME_SEQ_OFFSET - AIOIXY_FRAME_SEQ_LEN);
     return len;
 }
 

@@ -22,6 +22,10 @@ class DeviceStats:
     rx_missed: int
     rx_errors: int
     tx_errors: int
+    #: kernel-backed ports: the AF_XDP sockets run zero-copy (the NIC writes into our buffers)
+    zero_copy: bool = False
+    #: driver-specific counters by name (AF_XDP: its XDP_STATISTICS, wake-up syscalls)
+    extra: dict[str, int] = attrs.field(factory=dict, hash=False)
 
 
 @attrs.frozen

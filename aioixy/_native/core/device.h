@@ -39,6 +39,12 @@ struct aioixy_dev_config {
     const char *options;
 };
 
+#define AIOIXY_STATS_EXTRA 12
+struct aioixy_stat_extra {
+    char name[32];
+    uint64_t value;
+};
+
 struct aioixy_dev_stats {
     /* cumulative since open; hardware counters where the device has them */
     uint64_t rx_packets, rx_bytes;
@@ -46,6 +52,11 @@ struct aioixy_dev_stats {
     uint64_t rx_missed;   /* dropped by the device for lack of rx descriptors / buffers */
     uint64_t rx_errors;
     uint64_t tx_errors;
+    /* kernel-backed ports: the AF_XDP socket runs zero-copy (the NIC DMAs into our buffers) */
+    bool zero_copy;
+    /* driver-specific counters by name (e.g. AF_XDP's XDP_STATISTICS), shown as a dict */
+    uint32_t num_extra;
+    struct aioixy_stat_extra extra[AIOIXY_STATS_EXTRA];
 };
 
 struct aioixy_link {

@@ -171,3 +171,9 @@ uint32_t aioixy_mempool_size(const struct aioixy_mempool *p) { return p->num_buf
 uint32_t aioixy_mempool_buf_size(const struct aioixy_mempool *p) { return p->buf_size; }
 uint32_t aioixy_mempool_data_room(const struct aioixy_mempool *p) { return p->buf_size - AIOIXY_PKT_HEADER; }
 uint32_t aioixy_mempool_live_count(void) { return atomic_load_explicit(&live_pools, memory_order_relaxed); }
+
+void *aioixy_mempool_region(const struct aioixy_mempool *p, size_t *len)
+{
+    *len = (size_t)p->num_bufs * p->buf_size;
+    return p->mem.virt;
+}

@@ -57,6 +57,9 @@ uint32_t aioixy_mempool_size(const struct aioixy_mempool *pool);
 uint32_t aioixy_mempool_buf_size(const struct aioixy_mempool *pool);
 /* Capacity of buf->data (buf_size - 64). */
 uint32_t aioixy_mempool_data_room(const struct aioixy_mempool *pool);
+/* The pool's memory: buffer i is at region + i * buf_size (page-aligned start). Kernel-backed
+ * drivers register it whole with the kernel (AF_XDP UMEM) so packets land in pool buffers. */
+void *aioixy_mempool_region(const struct aioixy_mempool *pool, size_t *len);
 
 /* Number of pools alive in the process (created and not yet destroyed): lets tests prove that
  * closing a port frees all native memory. */

@@ -451,6 +451,7 @@ void aioixy_queue_stats(struct aioixy_port *port, uint16_t q, struct aioixy_queu
 
 void aioixy_port_dev_stats(struct aioixy_port *port, struct aioixy_dev_stats *out)
 {
+    memset(out, 0, sizeof(*out)); /* drivers fill what they have; extras stay empty */
     pthread_mutex_lock(&port->ctl_lock);
     port->dev->ops->read_stats(port->dev, out);
     pthread_mutex_unlock(&port->ctl_lock);

@@ -549,3 +549,29 @@ const char *aioixy_xdp_mode_name(const struct aioixy_xdp_prog *p)
 }
 
 bool aioixy_xdp_is_link(const struct aioixy_xdp_prog *p) { return p->link_fd >= 0; }
+
+int aioixy_xdp_attach_verdict(int ifindex, int action, const char *name, bool native)
+{
+    struct bpf_insn insns[] = {
+        {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = action},
+        {.code = BPF_JMP | BPF_EXIT},
+    };
+    union bpf_attr a;
+    memset(&a, 0, sizeof(a));
+    a.prog_type = BPF_PROG_TYPE_XDP;
+    a.insns = ptr64(insns);
+    a.insn_cnt = 2;
+    a.license = ptr64("Dual MIT/GPL");
+    snprintf(a.prog_name, sizeof(a.prog_name), "%s", name);
+    int prog = (int)sys_bpf(BPF_PROG_LOAD, &a);
+    if (prog < 0)
+        return aioixy_set_error(errno == EPERM ? AIOIXY_EPERM : AIOIXY_ENODEV,
+                                "cannot load an XDP program: %s", strerror(errno));
+    int link = link_create(prog, ifindex, native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE);
+    close(prog); /* the link holds the program */
+    if (link < 0)
+        return aioixy_set_error(-link == EBUSY || -link == EEXIST ? AIOIXY_EBUSY : AIOIXY_ENODEV,
+                                "cannot attach an XDP program to interface %d: %s", ifindex,
+                                strerror(-link));
+    return link;
+}

@@ -46,4 +46,9 @@ int aioixy_xdp_query(int ifindex, struct aioixy_xdp_query *out);
 /* Name of a loaded BPF program by id ("" if gone). 0 or -AIOIXY_E*. */
 int aioixy_bpf_prog_name(uint32_t prog_id, char *name, size_t len);
 
+/* Attach a program that returns `action` (XDP_PASS, XDP_DROP, ...) for every frame, named
+ * `name`, through a bpf_link; returns the link fd (close it to detach) or -AIOIXY_E*. For tests
+ * (someone else's program) and the benchmark's kernel ceiling (XDP_DROP). */
+int aioixy_xdp_attach_verdict(int ifindex, int action, const char *name, bool native);
+
 #endif

@@ -558,7 +558,13 @@ static int open_queue(struct xdp_dev *x, uint16_t i, uint32_t ifq, bool rx, uint
     sa.sxdp_queue_id = ifq;
     /* no mode flag: the kernel takes zero-copy when the driver offers it, else copies */
     sa.sxdp_flags = XDP_USE_NEED_WAKEUP | (zc_mode > 0 ? XDP_ZEROCOPY : zc_mode < 0 ? XDP_COPY : 0);
-    if (bind(q->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+    int brc;
+    /* a socket of a process that just died (or of a stale program's map) is released by the
+     * kernel asynchronously: give it a moment before calling the queue busy */
+    for (int tries = 0; (brc = bind(q->fd, (struct sockaddr *)&sa, sizeof(sa))) != 0 && errno == EBUSY &&
+                        tries < 100; tries++)
+        usleep(20000);
+    if (brc != 0) {
         int e = errno;
         if (e == EOPNOTSUPP && zc_mode > 0)
             return aioixy_set_error(AIOIXY_ENODEV, "%s has no AF_XDP zero-copy support (zero_copy=on)",
@@ -734,11 +740,13 @@ static int xdp_open(const char *name, const struct aioixy_dev_config *cfg, struc
     pc.buf_size = bs;
     if ((rc = aioixy_dev_create_pools(dev, &pc)) != 0)
         goto fail;
+    /* the program first: removing a stale one frees its XSKMAP, and with it the dead process's
+     * sockets that would otherwise keep our queues busy */
+    if ((rc = aioixy_xdp_acquire(ifindex, ifname, mode, how, cfg->force, &x->prog)) != 0)
+        goto fail;
     for (uint16_t i = 0; i < nq; i++)
         if ((rc = open_queue(x, i, first + i, i < cfg->rx_queues, (uint32_t)rxs, (uint32_t)txs, zc_mode)) != 0)
             goto fail;
-    if ((rc = aioixy_xdp_acquire(ifindex, ifname, mode, how, cfg->force, &x->prog)) != 0)
-        goto fail;
     for (uint16_t i = 0; i < cfg->rx_queues; i++)
         if ((rc = aioixy_xdp_bind_queue(x->prog, x->q[i]->ifq, x->q[i]->fd)) != 0)
             goto fail;

@@ -4,12 +4,14 @@
                                 [--duration S] [--rate PPS] [--json]
 
 Rules (first match wins, default allow) match source/destination IPv4 prefix, protocol and
-destination port; see aioixy.control.firewall. Manage them with the control plane:
+destination port; see aioixy.control.firewall. Manage them with the control plane, whose
+token is printed at start (or chosen with $AIOIXY_HTTP_TOKEN):
 
-    curl -X POST localhost:8080/api/firewall/rules \\
+    curl -X POST localhost:8080/api/firewall/rules -H "Authorization: Bearer $TOKEN" \\
+         -H 'Content-Type: application/json' \\
          -d '{"action": "deny", "src": "10.0.0.0/24", "proto": "udp", "dport": 53}'
     curl localhost:8080/api/firewall/rules          # with hit counts
-    curl -X DELETE localhost:8080/api/firewall/rules/1
+    curl -X DELETE localhost:8080/api/firewall/rules/1 -H "Authorization: Bearer $TOKEN"
 
 Without devices it runs a lab on the built-in pairs: a generator sends two UDP flows (10.0.0.7
 -> 10.9.0.1 port 53 and 10.1.0.9 -> 10.9.0.1 port 5678) into the firewall's inside port; a sink
@@ -23,13 +25,23 @@ import asyncio
 import contextlib
 import gc
 import json
+import os
 import signal
 import struct
 import sys
 import time
 
 import aioixy
-from aioixy.control import ControlPlane, RuleSet, make_app, parse_hostport, serving
+from aioixy.control import (
+    TOKEN_ENV,
+    ControlPlane,
+    RuleSet,
+    make_app,
+    parse_hostport,
+    serving,
+    token_of,
+    token_url,
+)
 from aioixy.tools import RateLimiter
 
 LOSSLESS = {"flow_control": True, "overflow": "pause", "batch_size": 32}
@@ -94,8 +106,9 @@ async def run(args: argparse.Namespace) -> dict:
                                                       args.rate)))
             tasks.append(asyncio.create_task(sink(await port("pair:fw-out:b", **LOSSLESS),
                                                   passed)))
-        url = await stack.enter_async_context(serving(make_app(control), *args.http))
-        print(f"control plane: {url}/", flush=True)
+        app = make_app(control, token=os.environ.get(TOKEN_ENV) or None)
+        url = await stack.enter_async_context(serving(app, *args.http))
+        print(f"control plane: {token_url(url, token_of(app))}", flush=True)
         stop = asyncio.Event()  # Ctrl-C ends the run cleanly (ports closed, summary printed)
         with contextlib.suppress(NotImplementedError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)

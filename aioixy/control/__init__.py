@@ -8,10 +8,19 @@
 Endpoints: see docs/control-plane.md, or GET /api/openapi.json.
 """
 
-from aioixy.control.app import DEFAULT_HOST, ApiError, make_app, parse_hostport, serving
-from aioixy.control.firewall import Rule, RuleError, RuleSet
+from aioixy.control.app import (
+    DEFAULT_HOST,
+    ApiError,
+    make_app,
+    parse_hostport,
+    serving,
+    token_of,
+)
+from aioixy.control.firewall import MAX_RULES, Rule, RuleError, RuleLimit, RuleSet
 from aioixy.control.pktgen import PktgenControl
+from aioixy.control.security import TOKEN_ENV, TOKEN_HEADER, token_url
 from aioixy.control.state import ControlPlane
 
-__all__ = ["DEFAULT_HOST", "ApiError", "ControlPlane", "PktgenControl", "Rule", "RuleError",
-           "RuleSet", "make_app", "parse_hostport", "serving"]
+__all__ = ["DEFAULT_HOST", "MAX_RULES", "TOKEN_ENV", "TOKEN_HEADER", "ApiError", "ControlPlane",
+           "PktgenControl", "Rule", "RuleError", "RuleLimit", "RuleSet", "make_app",
+           "parse_hostport", "serving", "token_of", "token_url"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,9 +18,18 @@ from prometheus_client import CollectorRegistry
 
 from aioixy.control import events, metrics
 from aioixy.control.dashboard import dashboard
-from aioixy.control.firewall import RuleError, RuleSet
+from aioixy.control.firewall import RuleError, RuleLimit, RuleSet
 from aioixy.control.openapi import SPEC
 from aioixy.control.pktgen import PktgenControl, PktgenError
+from aioixy.control.security import (
+    GUARD,
+    MAX_BODY,
+    MAX_DEPTH,
+    Guard,
+    Refused,
+    check_token,
+    json_depth_ok,
+)
 from aioixy.control.snapshot import port_info
 from aioixy.control.state import ControlPlane
 
@@ -27,6 +37,7 @@ CONTROL = web.AppKey("aioixy_control", ControlPlane)
 _REGISTRY = web.AppKey("aioixy_metrics_registry", CollectorRegistry)
 
 DEFAULT_HOST = "127.0.0.1"
+_log = logging.getLogger("aioixy.control")
 
 
 class ApiError(Exception):
@@ -42,7 +53,7 @@ class ApiError(Exception):
 async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ApiError as exc:
+    except (ApiError, Refused) as exc:
         return web.json_response({"error": exc.message}, status=exc.status)
     except web.HTTPMethodNotAllowed as exc:
         allowed = ", ".join(sorted(exc.allowed_methods))
@@ -57,15 +68,33 @@ async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse
         if exc.status < 400:
             raise
         return web.json_response({"error": exc.text or exc.reason}, status=exc.status)
+    except Exception:
+        # a bug, not the client's fault; still an answer the client can parse
+        _log.exception("control plane: %s %s failed", request.method, request.path)
+        return web.json_response({"error": "internal error (logged by the server)"},
+                                 status=500)
+
+
+@web.middleware
+async def _guarded(request: web.Request, handler: Any) -> web.StreamResponse:
+    request.app[GUARD].check(request)
+    return await handler(request)
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
+    # only a declared JSON body is parsed as JSON: a cross-origin page can send text/plain
+    # without a preflight, but not application/json
+    if request.content_type != "application/json":
+        raise ApiError(415, f"Content-Type {request.content_type!r} is not accepted: send "
+                            "the body as application/json")
+    raw = await request.read()  # at most MAX_BODY bytes (client_max_size): 413 beyond
     if not raw.strip():
         raise ApiError(400, "request body is empty: expected a JSON object")
+    if not json_depth_ok(raw):
+        raise ApiError(400, f"request body nests deeper than {MAX_DEPTH} levels")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError(400, f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ApiError(400, f"request body must be a JSON object, not {type(body).__name__}")
@@ -135,6 +164,8 @@ async def add_rule(request: web.Request) -> web.Response:
     body = await _body(request)
     try:
         rule = fw.add(body)
+    except RuleLimit as exc:
+        raise ApiError(409, str(exc)) from None
     except RuleError as exc:
         raise ApiError(400, str(exc)) from None
     return web.json_response({**rule.to_json(), "hits": 0}, status=201)
@@ -171,10 +202,16 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(SPEC)
 
 
-def make_app(control: ControlPlane | None = None) -> web.Application:
-    """The control plane for `control` (a fresh, empty one if None)."""
+def make_app(control: ControlPlane | None = None, *, token: str | None = None) -> web.Application:
+    """The control plane for `control` (a fresh, empty one if None).
+
+    `token` (generated if None; read it back with :func:`token_of`) must accompany every
+    request that changes state, and every request once the app is served beyond loopback.
+    """
     control = control if control is not None else ControlPlane()
-    app = web.Application(middlewares=[_json_errors])
+    guard = Guard() if token is None else Guard(token=check_token(token))
+    app = web.Application(middlewares=[_json_errors, _guarded], client_max_size=MAX_BODY)
+    app[GUARD] = guard
     app[CONTROL] = control
     app[_REGISTRY] = metrics.make_registry(control)
     app[events.HUB] = events.EventHub(control)
@@ -196,6 +233,11 @@ def make_app(control: ControlPlane | None = None) -> web.Application:
     return app
 
 
+def token_of(app: web.Application) -> str:
+    """The token requests to `app` must carry."""
+    return app[GUARD].token
+
+
 def parse_hostport(text: str) -> tuple[str, int]:
     """``HOST:PORT``, ``:PORT`` (localhost) or ``[V6ADDR]:PORT``; ValueError says why not."""
     host, sep, port = text.rpartition(":")
@@ -208,7 +250,11 @@ def parse_hostport(text: str) -> tuple[str, int]:
 @contextlib.asynccontextmanager
 async def serving(app: web.Application, host: str = DEFAULT_HOST,
                   port: int = 0) -> AsyncIterator[str]:
-    """Serve `app` on the running loop; yields its base URL (with the real port if 0)."""
+    """Serve `app` on the running loop; yields its base URL (with the real port if 0).
+
+    Bound beyond loopback, the app requires its token on every request (see security.py).
+    """
+    app[GUARD].bound(host)
     # a short shutdown timeout: live event streams are ended by on_shutdown, and nothing else
     # the control plane serves takes long
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from aioixy.control.security import GUARD, set_token_cookie
+
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>aioixy dashboard</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -112,7 +114,10 @@ function update(ev) {
   document.getElementById("updates").textContent = String(updates);
 }
 
-const es = new EventSource("api/events");
+// the token arrives in the address the server printed (?token=...); a control plane bound
+// beyond localhost wants it on the event stream too (EventSource cannot send headers)
+const token = new URLSearchParams(location.search).get("token");
+const es = new EventSource("api/events" + (token ? "?token=" + encodeURIComponent(token) : ""));
 es.addEventListener("stats", update);
 es.onopen = () => { document.getElementById("status").textContent = "live"; };
 es.onerror = () => { document.getElementById("status").textContent = "reconnecting"; };
@@ -122,4 +127,6 @@ es.onerror = () => { document.getElementById("status").textContent = "reconnecti
 
 
 async def dashboard(request: web.Request) -> web.Response:
-    return web.Response(text=PAGE, content_type="text/html")
+    resp = web.Response(text=PAGE, content_type="text/html")
+    set_token_cookie(request, resp, request.app[GUARD])
+    return resp

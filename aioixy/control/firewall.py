@@ -22,8 +22,17 @@ _PROTO_NAMES = {v: k for k, v in PROTOCOLS.items()}
 RULE_FIELDS = ("action", "src", "dst", "proto", "dport")
 
 
+#: rules a RuleSet holds by default: every packet is matched against them in Python, and the
+#: HTTP API must not let a client grow the list (and the per-packet cost) without bound
+MAX_RULES = 1024
+
+
 class RuleError(ValueError):
     """A rule specification is invalid; the message names the field and what is wrong."""
+
+
+class RuleLimit(RuleError):
+    """The rule set is full."""
 
 
 @attrs.frozen
@@ -103,10 +112,13 @@ def _net(net: ipaddress.IPv4Network | None) -> tuple[int, int]:
 class RuleSet:
     """Ordered rules plus a default action for packets no rule matches (and non-IPv4 frames)."""
 
-    def __init__(self, default: Action = "allow") -> None:
+    def __init__(self, default: Action = "allow", max_rules: int = MAX_RULES) -> None:
         if default not in ACTIONS:
             raise RuleError(f"default action {default!r} is not 'allow' or 'deny'")
+        if isinstance(max_rules, bool) or not isinstance(max_rules, int) or max_rules < 1:
+            raise RuleError(f"max_rules={max_rules!r}: must be a positive integer")
         self.default: Action = default
+        self.max_rules = max_rules
         self.default_hits = 0
         self.hits: dict[int, int] = {}
         self._rules: list[Rule] = []
@@ -126,6 +138,9 @@ class RuleSet:
         raise KeyError(rule_id)
 
     def add(self, spec: Mapping[str, Any]) -> Rule:
+        if len(self._rules) >= self.max_rules:
+            raise RuleLimit(f"the rule set is full ({self.max_rules} rules): delete rules "
+                            "before adding more")
         rule = parse_rule(self._next_id, spec)
         self._next_id += 1
         self._rules.append(rule)

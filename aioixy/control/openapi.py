@@ -22,7 +22,13 @@ SPEC: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {"title": "aioixy control plane", "version": "1",
              "description": "Ports, pktgen rate, firewall rules, metrics and live stats of an "
-                            "aioixy process, served from the packet IO's own event loop."},
+                            "aioixy process, served from the packet IO's own event loop. "
+                            "Requests that change state need the token (printed at start) "
+                            "as a bearer token or in X-Aioixy-Token; on a bind beyond loopback "
+                            "every request does (reads may also use ?token= or the "
+                            "aioixy_token cookie). The Host header must name the server; an "
+                            "Origin header must be the server's own; bodies are "
+                            "application/json, at most 64 KiB, nested at most 16 deep."},
     "paths": {
         "/": {"get": {"summary": "HTML dashboard with live rx/tx rate charts per port",
                       "responses": {"200": {"description": "the page",
@@ -73,7 +79,11 @@ SPEC: dict[str, Any] = {
                                       "responses": {"200": {"description": "OpenAPI 3",
                                                             "content": {"application/json": {}}}}}},
     },
-    "components": {"schemas": {
+    "components": {"securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer",
+                   "description": "the token printed at start (or --http-token)"},
+        "tokenHeader": {"type": "apiKey", "in": "header", "name": "X-Aioixy-Token"},
+    }, "schemas": {
         "Error": {"type": "object", "required": ["error"],
                   "properties": {"error": {"type": "string"}}},
         "Port": {"type": "object", "properties": {
@@ -123,3 +133,25 @@ SPEC: dict[str, Any] = {
                     "rx_missed", "tx_dropped", "rx_pps", "tx_pps", "rx_bps", "tx_bps")}}}}},
     }},
 }
+
+
+_TOKEN_ERRORS = {"401": {**_ERR, "description": "no token"},
+                 "403": {**_ERR, "description": "wrong token, or a foreign Host or Origin"}}
+_BODY_ERRORS = {"413": {**_ERR, "description": "body over 64 KiB"},
+                "415": {**_ERR, "description": "body not sent as application/json"}}
+
+
+def _secure(spec: dict[str, Any]) -> None:
+    """Mark every operation that changes state as needing the token, with its error answers."""
+    for ops in spec["paths"].values():
+        for method, op in ops.items():
+            if method in ("put", "post", "delete"):
+                op["security"] = [{"bearer": []}, {"tokenHeader": []}]
+                op["responses"].update(_TOKEN_ERRORS)
+                if "requestBody" in op:
+                    op["responses"].update(_BODY_ERRORS)
+    spec["paths"]["/api/firewall/rules"]["post"]["responses"]["409"] = {
+        **_ERR, "description": "the rule set is full (MAX_RULES, 1024 by default)"}
+
+
+_secure(SPEC)

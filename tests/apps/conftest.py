@@ -10,7 +10,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 import aioixy
-from aioixy.control import ControlPlane, PktgenControl, RuleSet, make_app
+from aioixy.control import ControlPlane, PktgenControl, RuleSet, make_app, token_of
 from aioixy.tools import Job, RateLimiter
 
 _ids = itertools.count()
@@ -24,9 +24,10 @@ def unique(prefix: str) -> str:
 @attrs.frozen
 class Plane:
     control: ControlPlane
-    client: TestClient
+    client: TestClient  # sends the token with every request
     a: aioixy.Port
     b: aioixy.Port
+    token: str
 
 
 @pytest_asyncio.fixture
@@ -40,5 +41,8 @@ async def plane(no_leaks) -> AsyncIterator[Plane]:
         control.add_port(b)
         control.firewall = RuleSet()
         control.pktgen = PktgenControl(RateLimiter(1000, 32), Job("pktgen"), a.name)
-        async with TestClient(TestServer(make_app(control))) as client:
-            yield Plane(control, client, a, b)
+        app = make_app(control)
+        token = token_of(app)
+        async with TestClient(TestServer(app),
+                              headers={"Authorization": f"Bearer {token}"}) as client:
+            yield Plane(control, client, a, b, token)

@@ -199,7 +199,9 @@ async def test_bad_requests_get_a_4xx_json_error_saying_what_is_wrong(plane, met
 
 
 async def test_unregistered_components_are_404_with_a_reason(no_leaks):
-    async with test_utils.TestClient(test_utils.TestServer(make_app())) as client:
+    app = make_app(token="t" * 20)
+    async with test_utils.TestClient(test_utils.TestServer(app),
+                                     headers={"X-Aioixy-Token": "t" * 20}) as client:
         for method, path, body in [("GET", "/api/pktgen", None),
                                    ("PUT", "/api/pktgen", {"rate": 5}),
                                    ("GET", "/api/firewall/rules", None),
@@ -334,7 +336,7 @@ async def test_dashboard_is_one_self_contained_page(plane):
     r = await client.get("/")
     assert r.status == 200 and r.content_type == "text/html"
     page = await r.text()
-    assert 'new EventSource("api/events")' in page
+    assert "new EventSource(\"api/events\"" in page
     for element_id in ('id="status"', 'id="updates"', 'id="ports"'):
         assert element_id in page
     # no CDN, no external script or stylesheet
@@ -384,3 +386,177 @@ async def test_rate_limiter_retune_and_resume_wake_a_waiting_sender():
     assert await asyncio.wait_for(waiter, 2) == 4
     with pytest.raises(ValueError, match="positive"):
         lim.retune(-1)
+
+
+# --- who may use the control plane (issue 10): one test per attack --------------------------
+
+def _unchanged(plane) -> None:
+    assert len(plane.control.firewall) == 0
+    assert plane.control.pktgen.limiter.rate == 1000 and not plane.control.pktgen.limiter.paused
+
+
+async def _refused(plane, method: str, path: str, status: int, says: str, *,
+                   body: object = None, raw: str | None = None, **headers: str) -> None:
+    """Send without the fixture's default token header (only what `headers` says)."""
+    import aiohttp
+
+    url = plane.client.make_url(path)
+    data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+    async with aiohttp.ClientSession() as s, \
+            s.request(method, url, data=data, headers=headers) as r:
+        assert r.status == status, await r.text()
+        assert r.content_type == "application/json"
+        err = await r.json()
+    assert set(err) == {"error"} and says in err["error"], err
+    _unchanged(plane)
+
+
+async def test_attack_text_plain_post_without_preflight_is_refused(plane):
+    # what a hostile web page can send cross-origin without asking: a "simple" request
+    deny_all = '{"action": "deny"}'
+    await _refused(plane, "POST", "/api/firewall/rules", 401, "missing token", raw=deny_all,
+                   **{"Content-Type": "text/plain"})
+    # even with the token, a body not declared application/json is not parsed as JSON
+    await _refused(plane, "POST", "/api/firewall/rules", 415, "application/json",
+                   raw=deny_all, **{"Content-Type": "text/plain",
+                                    "Authorization": f"Bearer {plane.token}"})
+
+
+async def test_attack_foreign_origin_is_refused_even_with_the_token(plane):
+    for method, path, body in [("POST", "/api/firewall/rules", {"action": "deny"}),
+                               ("PUT", "/api/pktgen", {"running": False}),
+                               ("GET", "/api/ports", None)]:
+        await _refused(plane, method, path, 403, "cross-origin", body=body,
+                       **{"Content-Type": "application/json", "X-Aioixy-Token": plane.token,
+                          "Origin": "http://evil.example"})
+    # the page the server served itself may (same origin)
+    host = f"127.0.0.1:{plane.client.port}"
+    r = await plane.client.post("/api/firewall/rules", json={"action": "deny"},
+                                headers={"Origin": f"http://{host}"})
+    assert r.status == 201
+
+
+async def test_attack_dns_rebinding_host_is_refused(plane):
+    # the attacker's name re-pointed at 127.0.0.1: same-origin for the page, but not our name
+    for method, path in [("GET", "/api/ports"), ("GET", "/"), ("GET", "/api/events"),
+                         ("GET", "/metrics")]:
+        await _refused(plane, method, path, 403, "DNS rebinding",
+                       Host=f"rebind.evil.example:{plane.client.port}")
+    await _refused(plane, "POST", "/api/firewall/rules", 403, "DNS rebinding",
+                   body={"action": "deny"}, Host="rebind.evil.example",
+                   **{"Content-Type": "application/json", "X-Aioixy-Token": plane.token})
+    r = await plane.client.get("/api/ports", headers={"Host": f"localhost:{plane.client.port}"})
+    assert r.status == 200
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("POST", "/api/firewall/rules", {"action": "deny"}),
+    ("PUT", "/api/pktgen", {"rate": 5}),
+    ("DELETE", "/api/firewall/rules/1", None)])
+async def test_attack_mutating_request_without_token_is_refused(plane, method, path, body):
+    plane.control.firewall.add({"action": "allow"})
+    await plane.client.post("/api/firewall/rules", json={"action": "allow"})
+    before = plane.control.firewall.to_json()
+    ctype = {"Content-Type": "application/json"}
+    plane.control.firewall = plane.control.firewall  # same object, checked below
+    for headers, status, says in [
+            (ctype, 401, "missing token"),
+            ({**ctype, "Authorization": "Bearer nope"}, 403, "wrong token"),
+            ({**ctype, "X-Aioixy-Token": plane.token[:-1]}, 403, "wrong token"),
+            ({**ctype, "Authorization": f"Basic {plane.token}"}, 401, "missing token")]:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as s, s.request(
+                method, plane.client.make_url(path),
+                data=json.dumps(body) if body is not None else None, headers=headers) as r:
+            assert r.status == status
+            assert says in (await r.json())["error"]
+    # a cookie is never enough for a change (a browser would send it on any page's behalf)
+    async with aiohttp.ClientSession(cookies={"aioixy_token": plane.token}) as s, \
+            s.request(method, plane.client.make_url(path), headers=ctype,
+                      data=json.dumps(body) if body is not None else None) as r:
+        assert r.status == 401
+    assert plane.control.firewall.to_json() == before
+    assert plane.control.pktgen.limiter.rate == 1000
+
+
+async def test_reads_on_loopback_need_no_token(plane):
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s:
+        for path in ("/api/ports", "/api/firewall/rules", "/metrics", "/"):
+            async with s.get(plane.client.make_url(path)) as r:
+                assert r.status == 200, path
+
+
+@pytest.mark.parametrize("body", [
+    "[" * 30_000 + "]" * 30_000,  # within the size limit; json.loads would hit RecursionError
+    '{"action": ' + '{"a": ' * 40 + "1" + "}" * 40 + "}",
+    '{"action": "deny", "src": ' + "[" * 20 + "]" * 20 + "}"])
+async def test_attack_deeply_nested_json_is_a_json_400(plane, body):
+    r = await plane.client.post("/api/firewall/rules", data=body,
+                                headers={"Content-Type": "application/json"})
+    assert r.status == 400 and r.content_type == "application/json"
+    assert "nests deeper than 16" in (await r.json())["error"]
+    _unchanged(plane)
+
+
+async def test_attack_huge_body_is_a_json_413(plane):
+    body = '{"action": "deny", "src": "' + "1" * 200_000 + '"}'
+    r = await plane.client.post("/api/firewall/rules", data=body,
+                                headers={"Content-Type": "application/json"})
+    assert r.status == 413 and r.content_type == "application/json"
+    assert "error" in await r.json()
+    _unchanged(plane)
+
+
+async def test_attack_too_many_rules_is_a_409_and_the_set_stays_bounded(plane):
+    from aioixy.control import MAX_RULES, RuleSet
+
+    assert RuleSet().max_rules == MAX_RULES == 1024  # the documented default
+    plane.control.firewall = RuleSet(max_rules=3)
+    for _ in range(3):
+        assert (await plane.client.post("/api/firewall/rules", json={"action": "deny"})).status \
+            == 201
+    r = await plane.client.post("/api/firewall/rules", json={"action": "deny"})
+    assert r.status == 409 and "rule set is full (3 rules)" in (await r.json())["error"]
+    assert len(plane.control.firewall) == 3
+    assert (await plane.client.delete("/api/firewall/rules/1")).status == 200
+    assert (await plane.client.post("/api/firewall/rules", json={"action": "deny"})).status \
+        == 201
+
+
+async def test_attack_non_loopback_bind_requires_the_token_on_every_request(no_leaks):
+    import aiohttp
+
+    from aioixy.control import token_of, token_url
+
+    app = make_app(ControlPlane(interval=0.05))
+    token = token_of(app)
+    async with serving(app, "0.0.0.0", 0) as url, aiohttp.ClientSession() as s:
+        base = "http://127.0.0.1:" + url.rsplit(":", 1)[1]
+        for path in ("/", "/api/ports", "/api/events", "/metrics", "/api/openapi.json"):
+            async with s.get(base + path) as r:
+                assert r.status == 401, path
+                assert "every request" in (await r.json())["error"]
+            async with s.get(base + path, headers={"Authorization": "Bearer wrong"}) as r:
+                assert r.status == 403, path
+        async with s.get(base + "/api/ports", headers={"Authorization": f"Bearer {token}"}) as r:
+            assert r.status == 200
+        # the printed address: the page with the token, which it passes to its event stream
+        async with s.get(token_url(base, token)) as r:
+            assert r.status == 200 and r.cookies["aioixy_token"].value == token
+        async with s.get(f"{base}/api/events?token={token}") as r:
+            assert r.status == 200
+            assert (await asyncio.wait_for(_sse_events(r, 1), 5))[0]["ports"] == {}
+        # any Host is fine on a wildcard bind (the token is the protection there)
+        async with s.get(base + "/api/ports", headers={"Host": "some-name.lan",
+                                                       "X-Aioixy-Token": token}) as r:
+            assert r.status == 200
+
+
+def test_a_user_token_must_be_long_enough():
+    with pytest.raises(ValueError, match="at least 16"):
+        make_app(token="short")
+    with pytest.raises(ValueError, match="printable ASCII"):
+        make_app(token="x" * 16 + " y")

@@ -20,7 +20,7 @@ import pytest
 
 import aioixy
 from aioixy import tools
-from aioixy.control import ControlPlane, make_app, serving
+from aioixy.control import ControlPlane, make_app, serving, token_of, token_url
 from tests.tiers import unavailable
 
 pytestmark = pytest.mark.browser
@@ -80,6 +80,7 @@ def _read_page(port: str) -> str:
         rx_pps: Number((document.getElementById("rx-pps-{port}") || {{}}).textContent),
         rx_packets: Number((document.getElementById("rx-packets-{port}") || {{}}).textContent),
         chart: !!document.getElementById("chart-{port}"),
+        stream: typeof es === "undefined" ? null : es.url,
     }})"""
 
 
@@ -102,8 +103,13 @@ async def _dashboard_session(tmp_path) -> list[dict]:
         sink = asyncio.create_task(drain())
         proc = None
         try:
-            async with serving(make_app(control)) as url, aiohttp.ClientSession() as http:
-                proc, devtools = await _launch(url + "/", str(tmp_path / "profile"))
+            app = make_app(control)
+            # bound beyond loopback, every request needs the token: the page gets it from the
+            # address the server prints and must hand it to its event stream
+            async with serving(app, "0.0.0.0", 0) as bound, aiohttp.ClientSession() as http:
+                url = "http://127.0.0.1:" + bound.rsplit(":", 1)[1]
+                proc, devtools = await _launch(token_url(url, token_of(app)),
+                                               str(tmp_path / "profile"))
                 async with asyncio.timeout(30):
                     while True:
                         targets = await (await http.get(f"http://{devtools}/json/list")).json()
@@ -146,6 +152,7 @@ def test_dashboard_shows_moving_rx_numbers_in_chromium(tmp_path):
     gc.collect()
     assert aioixy.native_pools_alive() == 0
     assert all(s["status"] == "live" and s["chart"] for s in samples), samples
+    assert all("/api/events?token=" in s["stream"] for s in samples), samples
     updates = [s["updates"] for s in samples]
     assert updates == sorted(updates) and updates[-1] > updates[0], samples
     packets = [s["rx_packets"] for s in samples]

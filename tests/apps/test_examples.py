@@ -13,7 +13,7 @@ from aioixy.pcap import read_pcap
 from aioixy.testing import frame_seq
 from tests.tiers import unavailable
 
-from .procs import EXAMPLES, Proc, http, last_json, run
+from .procs import EXAMPLES, Proc, control_url, http, last_json, run
 
 
 def example(name: str) -> str:
@@ -100,13 +100,13 @@ def test_firewall_deny_rule_added_over_http_stops_only_matching_traffic():
     proc = Proc([example("firewall.py"), "--http", "127.0.0.1:0", "--duration", "60",
                  "--rate", "4000", "--json"])
     try:
-        url = proc.wait_line("control plane: ").split(": ", 1)[1].rstrip("/")
+        url, token = control_url(proc.wait_line("control plane: "))
         first = _passed(proc)
         second = _passed(proc)
         assert second["53"] > first["53"] and second["5678"] > first["5678"]
         status, rule = http("POST", url + "/api/firewall/rules",
                             {"action": "deny", "src": "10.0.0.0/24", "proto": "udp",
-                             "dport": 53})
+                             "dport": 53}, token)
         assert status == 201 and rule["id"] == 1
         for _ in range(2):  # packets already past the firewall may still arrive
             _passed(proc)
@@ -117,7 +117,7 @@ def test_firewall_deny_rule_added_over_http_stops_only_matching_traffic():
         status, rules = http("GET", url + "/api/firewall/rules")
         assert status == 200 and rules["rules"][0]["hits"] > 0
         assert rules["default_hits"] > 0  # port 5678 passed by default
-        status, _ = http("DELETE", url + "/api/firewall/rules/1")
+        status, _ = http("DELETE", url + "/api/firewall/rules/1", token=token)
         assert status == 200
         for _ in range(20):  # and it flows again
             if _passed(proc)["53"] > blocked["53"]:

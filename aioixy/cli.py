@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import gc
 import json
+import math
+import os
 import signal
 import sys
 import time
@@ -14,16 +16,44 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from aioixy.config import MAX_BATCH
+
+# exit codes (documented in `aioixy --help` and docs/user-guide.md; tests/apps/test_cli.py
+# checks each)
+EXIT_OK = 0
+EXIT_POOLS_NOT_WHOLE = 1
+EXIT_USAGE = 2
+EXIT_DEVICE = 3
+EXIT_JOB_DIED = 4
+
+EPILOG = """\
+exit codes:
+  0  the job ran and stopped (count or duration reached, Ctrl-C or SIGTERM), mempools whole
+  1  mempools not whole after the run: buffers leaked (a bug; please report it)
+  2  bad arguments or input: an option out of range, an unknown driver option, a file that
+     cannot be read or is not a pcap file, a bad --http-token, a missing extra
+  3  device or system error: no such device, busy, not permitted, no hugepages, device
+     failure, an HTTP address that cannot be bound
+  4  a job died mid-run (e.g. a mempool ran dry); the summary names it and the error
+"""
+
+#: the largest frame a port's buffer can hold (65536-byte buffers less their header)
+MAX_FRAME = 65536 - 64
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from aioixy.control import ControlPlane
 
 
+class UsageError(Exception):
+    """Bad arguments or input found after parsing (exit code 2)."""
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON summary (and no status line)")
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--duration", type=_seconds, help="stop after this many seconds")
+    p.add_argument("--batch-size", type=_int_in(1, MAX_BATCH), default=64)
     p.add_argument("--uvloop", action="store_true", help="run on uvloop")
     p.add_argument("--force", action="store_true", help="take NICs that are up with addresses")
     p.add_argument("--options", default="", metavar="K=V,...",
@@ -31,6 +61,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--http", type=_hostport, metavar="HOST:PORT",
                    help="serve the HTTP control plane (JSON API, /metrics, live dashboard) "
                         "beside the job; port 0 picks a free one (needs aioixy[http])")
+    p.add_argument("--http-token", metavar="TOKEN",
+                   help="the control plane's token (default: $AIOIXY_HTTP_TOKEN, else a random "
+                        "one, printed with the address); needed for every change, and for "
+                        "every request when bound beyond localhost")
 
 
 def _hostport(text: str) -> tuple[str, int]:
@@ -40,6 +74,29 @@ def _hostport(text: str) -> tuple[str, int]:
         return parse_hostport(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _int_in(lo: int, hi: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is not in {lo}..{hi}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be a positive number of seconds")
+    return value
 
 
 def _rate(text: str) -> float:
@@ -54,15 +111,19 @@ def _rate(text: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aioixy", description=__doc__)
+    parser = argparse.ArgumentParser(prog="aioixy", description=__doc__.split("\n")[0],
+                                     epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("list", help="network PCI devices and whether aioixy can (safely) take them")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("pktgen", help="send numbered packets, optionally at a fixed rate")
     p.add_argument("device")
     p.add_argument("--rate", type=_rate, help="packets per second (default: as fast as possible)")
-    p.add_argument("--size", type=int, default=60, help="frame size in bytes (default 60)")
-    p.add_argument("--count", type=int, help="stop after this many packets")
+    p.add_argument("--size", type=_int_in(60, MAX_FRAME), default=60,
+                   help="frame size in bytes without FCS (default 60, the Ethernet minimum; at "
+                        "most what the port's buffers hold)")
+    p.add_argument("--count", type=_int_in(0, 2**63), help="stop after this many packets")
     _add_common(p)
     p = sub.add_parser("fwd", help="forward between two devices, both directions")
     p.add_argument("device_a")
@@ -71,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dump", help="capture to a pcap file")
     p.add_argument("device")
     p.add_argument("--write", "-w", required=True, metavar="FILE.pcap")
-    p.add_argument("--count", type=int, help="stop after this many packets")
+    p.add_argument("--count", type=_int_in(0, 2**63), help="stop after this many packets")
     _add_common(p)
     p = sub.add_parser("replay", help="send the packets of a pcap file")
     p.add_argument("file")
@@ -87,19 +148,29 @@ def _parser() -> argparse.ArgumentParser:
 async def _run_job(args: argparse.Namespace) -> dict:
     import aioixy
     from aioixy import tools
-    from aioixy.pcap import PcapWriter
+    from aioixy.pcap import PcapError, PcapWriter
 
     if args.http:
         from aioixy.control import PktgenControl
 
+    frames: list[bytes] = []
+    if args.cmd == "replay":  # bad input is found before any device is opened
+        try:
+            frames, cut = tools.load_pcap(args.file)
+        except (OSError, PcapError) as exc:
+            raise UsageError(f"{args.file}: {exc.strerror or exc}" if isinstance(exc, OSError)
+                             else f"{args.file}: {exc}") from None
+        if cut:
+            print(f"aioixy: {args.file}: {cut}; replaying those", file=sys.stderr, flush=True)
     opts = {"batch_size": args.batch_size, "force": args.force, "options": args.options}
     job = tools.Job(args.cmd)
     ports: list[aioixy.Port] = []
     main_tasks: list[asyncio.Task] = []
-    loop = asyncio.get_running_loop()
-    # Ctrl-C: stop the job cleanly (ports closed, buffers back in their pools), then summarize
-    with contextlib.suppress(NotImplementedError):
-        loop.add_signal_handler(signal.SIGINT, job.stop.set)
+    _stop_on_signals(job.stop)
+
+    def start(coro, name: str) -> None:
+        main_tasks.append(asyncio.create_task(coro, name=name))
+
     async with contextlib.AsyncExitStack() as stack:
         async def port(dev: str, **kw) -> aioixy.Port:
             p = await stack.enter_async_context(aioixy.open(dev, **{**opts, **kw}))
@@ -108,25 +179,38 @@ async def _run_job(args: argparse.Namespace) -> dict:
 
         if args.cmd == "pktgen":
             p = await port(args.device, rx=False)
+            room = p.config.buf_size - 64
+            if args.size > room:
+                raise UsageError(f"--size {args.size}: a {p.config.buf_size}-byte buffer holds "
+                                 f"frames of at most {room} bytes")
             lim = tools.RateLimiter(args.rate, args.batch_size)
-            main_tasks.append(asyncio.create_task(
-                tools.pktgen(p, job, args.size, args.count, lim, args.batch_size)))
+            start(tools.pktgen(p, job, args.size, args.count, lim, args.batch_size),
+                  f"pktgen on {p.name}")
         elif args.cmd == "fwd":
             a, b = await port(args.device_a), await port(args.device_b)
-            main_tasks += [asyncio.create_task(tools.forward(a, b, job)),
-                           asyncio.create_task(tools.forward(b, a, job))]
+            start(tools.forward(a, b, job), f"fwd {a.name} -> {b.name}")
+            start(tools.forward(b, a, job), f"fwd {b.name} -> {a.name}")
         elif args.cmd == "dump":
+            try:
+                # unbuffered: every write hands the file whole records, so however the process
+                # ends, the capture ends on a record boundary
+                f = stack.enter_context(open(args.write, "wb", buffering=0))  # noqa: SIM115
+            except OSError as exc:
+                raise UsageError(f"{args.write}: {exc.strerror or exc}") from None
             p = await port(args.device)
-            f = stack.enter_context(open(args.write, "wb"))  # noqa: SIM115
-            main_tasks.append(asyncio.create_task(tools.dump(p, job, PcapWriter(f), args.count)))
+
+            async def dump(p=p, f=f) -> None:  # a file that fails (a full disk) ends the job
+                await tools.dump(p, job, PcapWriter(f), args.count)
+
+            start(dump(), f"dump {p.name} to {args.write}")
         elif args.cmd == "replay":
             p = await port(args.device, rx=False)
             lim = tools.RateLimiter(args.rate, args.batch_size)
-            main_tasks.append(asyncio.create_task(tools.replay(p, job, args.file, lim,
-                                                               args.batch_size)))
+            start(tools.replay(p, job, args.file, lim, args.batch_size, frames=frames),
+                  f"replay into {p.name}")
         if args.http:
             # entered last, so it is shut down first: no request reads a port being closed
-            control = await stack.enter_async_context(_control_plane(args.http))
+            control = await stack.enter_async_context(_control_plane(args.http, args.http_token))
             for p in ports:
                 control.add_port(p)
             if args.cmd == "pktgen":
@@ -143,15 +227,33 @@ async def _run_job(args: argparse.Namespace) -> dict:
             t.cancel()
         results = await asyncio.gather(*main_tasks, return_exceptions=True)
         await asyncio.gather(status, stopper, return_exceptions=True)
-        for r in results:
+        dead = []
+        for t, r in zip(main_tasks, results, strict=True):
+            if isinstance(r, aioixy.InvalidOption):
+                raise r  # bad input met by the job (exit 2), not a failure of the job
             if isinstance(r, Exception) and not isinstance(r, asyncio.CancelledError):
-                raise r
+                # the job stopped for good: say so (and in the exit code), never "fine"
+                dead.append({"task": t.get_name(), "error": f"{type(r).__name__}: {r}"})
+        del results, r
         await _tx_drained(ports)
         summary = job.summary(ports)
+        summary["dead"] = dead
         main_tasks.clear()  # finished tasks keep their frames (and any batch in them) alive
     gc.collect()
     summary["pools_whole"] = aioixy.native_pools_alive() == 0
     return summary
+
+
+#: Ctrl-C, and what `timeout`, systemd and docker send: both stop the job cleanly (ports closed,
+#: buffers back in their pools, the pcap file ends on a whole record) and print the summary
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        with contextlib.suppress(NotImplementedError):  # not on Windows' loops
+            loop.add_signal_handler(sig, stop.set)
 
 
 async def _tx_drained(ports, timeout: float = 1.0) -> None:
@@ -166,25 +268,40 @@ async def _tx_drained(ports, timeout: float = 1.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _control_plane(hostport: tuple[str, int]) -> AsyncIterator[ControlPlane]:
+async def _control_plane(hostport: tuple[str, int],
+                         token: str | None) -> AsyncIterator[ControlPlane]:
     """Serve an empty control plane on the running loop; yields it for ports to be added."""
-    from aioixy.control import ControlPlane, make_app, serving
+    from aioixy.control import TOKEN_ENV, ControlPlane, make_app, serving, token_of, token_url
+    from aioixy.control.security import is_loopback
 
     control = ControlPlane()
-    async with serving(make_app(control), *hostport) as url:
+    token = token or os.environ.get(TOKEN_ENV) or None
+    try:
+        app = make_app(control, token=token)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    host = hostport[0]
+    if not is_loopback(host):
+        print(f"aioixy: WARNING: the control plane listens on {host}, beyond this machine: "
+              "every request needs the token, and it travels unencrypted (plain HTTP)",
+              file=sys.stderr, flush=True)
+    async with serving(app, *hostport) as url:
         # stderr, and always (also with --json): scripts started with port 0 need the address
-        print(f"aioixy: control plane on {url}/", file=sys.stderr, flush=True)
+        print(f"aioixy: control plane on {token_url(url, token_of(app))}",
+              file=sys.stderr, flush=True)
         yield control
 
 
 async def _demo(args: argparse.Namespace):
     from aioixy import demo
 
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
     async with contextlib.AsyncExitStack() as stack:
-        control = await stack.enter_async_context(_control_plane(args.http)) \
+        control = await stack.enter_async_context(_control_plane(args.http, args.http_token)) \
             if args.http else None
         return await demo.run(args.device, args.duration or 5.0, args.batch_size,
-                              as_json=args.json, control=control)
+                              as_json=args.json, control=control, stop=stop)
 
 
 async def _status(job, ports, show: bool) -> None:
@@ -221,13 +338,20 @@ def _print_list(as_json: bool) -> None:
         print(f"{s['device']:<40} {s['what']}")
 
 
+def exit_code(summary: dict) -> int:
+    """A finished job's exit code: leaked buffers first, then a dead job."""
+    if not summary["pools_whole"]:
+        return EXIT_POOLS_NOT_WHOLE
+    return EXIT_JOB_DIED if summary.get("dead") else EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from aioixy import AioixyError
+    from aioixy import AioixyError, InvalidOption
 
     if args.cmd == "list":
         _print_list(args.json)
-        return 0
+        return EXIT_OK
     if args.uvloop:
         import uvloop
 
@@ -237,27 +361,31 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "demo":
             result = run(_demo(args))
-            return 0 if result.pools_whole and not result.out_of_order else 1
+            return EXIT_OK if result.pools_whole and not result.out_of_order \
+                else EXIT_POOLS_NOT_WHOLE
         summary = run(_run_job(args))
-    except AioixyError as exc:
+    except (InvalidOption, UsageError) as exc:
         print(f"aioixy: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except ImportError as exc:
         # --http without the http extra installed
         print(f"aioixy: {exc} (pip install 'aioixy[http]')", file=sys.stderr)
-        return 2
-    except OSError as exc:  # a missing file, an HTTP address in use
+        return EXIT_USAGE
+    except (AioixyError, OSError) as exc:  # the device; an HTTP address in use
         print(f"aioixy: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_DEVICE
     if args.json:
         print(json.dumps(summary))
     else:
         if sys.stderr.isatty():
             print(file=sys.stderr)
         pools = "whole" if summary["pools_whole"] else "NOT whole"
+        dead = "".join(f"; DIED: {d['task']}: {d['error']}" for d in summary["dead"])
         print(f"{summary['job']}: {summary['packets']} packets in {summary['seconds']} s "
-              f"({summary['pps']} pps); mempools {pools}")
-    return 0 if summary["pools_whole"] else 1
+              f"({summary['pps']} pps); mempools {pools}{dead}")
+    for d in summary["dead"]:
+        print(f"aioixy: {d['task']} died: {d['error']}", file=sys.stderr)
+    return exit_code(summary)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ With a NIC: ``--device 0000:01:00.0`` forwards what that NIC receives into the p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import sys
@@ -33,7 +34,10 @@ class DemoResult:
 
 
 async def run(device: str = "null", duration: float = 5.0, batch_size: int = 64,
-              out=sys.stdout, as_json: bool = False, control: Any = None) -> DemoResult:
+              out=sys.stdout, as_json: bool = False, control: Any = None,
+              stop: asyncio.Event | None = None) -> DemoResult:
+    """Forward `device` -> pair:demo:a ==> pair:demo:b for `duration` s, or until `stop`."""
+    stop = stop if stop is not None else asyncio.Event()
     src_opts = {"overflow": "pause"} if device == "null" else {}
     async with aioixy.open(device, batch_size=batch_size, **src_opts) as src, \
             aioixy.open("pair:demo:a", batch_size=batch_size, flow_control=True) as a, \
@@ -43,7 +47,6 @@ async def run(device: str = "null", duration: float = 5.0, batch_size: int = 64,
                 control.add_port(p)
         forwarded = received = disorder = 0
         last_seq = -1
-        stop = asyncio.Event()
 
         async def forward() -> None:
             nonlocal forwarded
@@ -71,8 +74,9 @@ async def run(device: str = "null", duration: float = 5.0, batch_size: int = 64,
         t0 = prev_t = time.perf_counter()
         prev_f = prev_r = 0
         tty = out.isatty() and not as_json
-        while (now := time.perf_counter()) - t0 < duration:
-            await asyncio.sleep(0.5)
+        while (now := time.perf_counter()) - t0 < duration and not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), min(0.5, t0 + duration - now))
             now = time.perf_counter()
             dt = now - prev_t
             if not as_json:

@@ -14,7 +14,7 @@ import time
 import attrs
 
 import aioixy
-from aioixy.pcap import PcapWriter, read_pcap
+from aioixy.pcap import PcapReader, PcapWriter
 from aioixy.testing import make_frame
 
 
@@ -140,24 +140,37 @@ async def forward(src: aioixy.Port, dst: aioixy.Port, job: Job) -> None:
 
 
 async def dump(port: aioixy.Port, job: Job, writer: PcapWriter, count: int | None = None) -> None:
+    """Write what `port` receives (a batch per write: the file only ever holds whole records)."""
     async for batch in port.rx():
         with batch:
-            now = time.time()
-            for pkt in batch:
-                writer.write(pkt.data, now)
-                job.packets += 1
-                job.bytes += len(pkt)
-                if count is not None and job.packets >= count:
-                    return
-        if job.stop.is_set():
+            pkts = list(batch)
+            if count is not None:
+                pkts = pkts[:count - job.packets]
+            writer.write_many([pkt.data for pkt in pkts], time.time())
+            job.packets += len(pkts)
+            job.bytes += sum(len(pkt) for pkt in pkts)
+            del pkts
+        if job.stop.is_set() or (count is not None and job.packets >= count):
             return
 
 
-async def replay(port: aioixy.Port, job: Job, path: str, limiter: RateLimiter | None = None,
-                 batch: int = 32) -> None:
-    limiter = limiter or RateLimiter(None, batch)
+def load_pcap(path: str) -> tuple[list[bytes], str | None]:
+    """The frames of a pcap file and, if its last record was cut short, what was cut.
+
+    Raises PcapError for a file that is not a readable pcap file, OSError if it cannot be read.
+    """
     with open(path, "rb") as f:
-        frames = [data for _, data in read_pcap(f)]
+        reader = PcapReader(f)
+        frames = [data for _, data in reader]
+    return frames, reader.truncated
+
+
+async def replay(port: aioixy.Port, job: Job, path: str, limiter: RateLimiter | None = None,
+                 batch: int = 32, frames: list[bytes] | None = None) -> None:
+    """Send the frames of the pcap file `path` (or `frames`, already read from it)."""
+    limiter = limiter or RateLimiter(None, batch)
+    if frames is None:
+        frames, _ = load_pcap(path)
     room = port.config.buf_size - 64
     for i, frame in enumerate(frames):
         if len(frame) > room:

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -38,13 +39,19 @@ class Proc:
         self.out: queue.Queue[str] = queue.Queue()
         self.err: queue.Queue[str] = queue.Queue()
         self.err_seen: list[str] = []
-        for stream, q in ((self.p.stdout, self.out), (self.p.stderr, self.err)):
-            threading.Thread(target=self._pump, args=(stream, q), daemon=True).start()
+        #: set once stdout reached its end (the process closed it: everything is queued)
+        self.out_closed = threading.Event()
+        threading.Thread(target=self._pump, args=(self.p.stdout, self.out, self.out_closed),
+                         daemon=True).start()
+        threading.Thread(target=self._pump, args=(self.p.stderr, self.err, None),
+                         daemon=True).start()
 
     @staticmethod
-    def _pump(stream, q: queue.Queue[str]) -> None:
+    def _pump(stream, q: queue.Queue[str], done: threading.Event | None) -> None:
         for line in stream:
             q.put(line.rstrip("\n"))
+        if done is not None:
+            done.set()
 
     def line(self, q: queue.Queue[str] | None = None, timeout: float = 15) -> str:
         try:
@@ -84,10 +91,21 @@ class Proc:
             self.p.wait()
 
 
-def http(method: str, url: str, body: object = None) -> tuple[int, Any]:
+def control_url(line: str) -> tuple[str, str]:
+    """(base URL, token) from the printed "... on http://HOST:PORT/?token=TOKEN" line."""
+    parts = urllib.parse.urlsplit(line.split(" on ", 1)[1] if " on " in line
+                                  else line.split(": ", 1)[1])
+    token = urllib.parse.parse_qs(parts.query)["token"][0]
+    return f"{parts.scheme}://{parts.netloc}", token
+
+
+def http(method: str, url: str, body: object = None, token: str | None = None
+         ) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             raw = r.read()

@@ -295,7 +295,7 @@ def test_sigterm_stops_every_long_running_command_like_ctrl_c(cmd, tmp_path):
         proc.kill()
     assert summary["job"] == cmd[0] and summary["packets"] > 0
     assert summary["pools_whole"] is True and summary["dead"] == []
-    assert 0.5 < summary["seconds"] < 30
+    assert 0 < summary["seconds"] < 30
 
 
 def _pcap_bytes(n: int) -> bytes:

@@ -7,8 +7,6 @@ kernel sends nothing on them and no host traffic can reach them."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import os
 import signal
 import subprocess
@@ -20,38 +18,11 @@ import pytest
 import aioixy
 from aioixy.testing import make_frame, transfer
 from aioixy.xdp import PROGRAM_NAME, XDP_PASS, VerdictProgram, attached_programs
-from tests.tiers import unavailable
+from tests.kernel.links import require_root as _require_root
+from tests.kernel.links import run as _run
+from tests.kernel.links import veth_pair
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
-_ids = itertools.count()
-
-
-def _run(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True)
-
-
-def _require_root() -> None:
-    if os.geteuid() != 0:
-        unavailable("AF_XDP tests need root (veth pairs, BPF, AF_XDP sockets)")
-    if subprocess.run(["ip", "-V"], capture_output=True).returncode != 0:
-        unavailable("AF_XDP tests need iproute2's ip")
-
-
-@contextlib.contextmanager
-def veth_pair(queues: int = 1):
-    """A fresh veth pair (names unique to this process), up, IPv6 off; removed afterwards."""
-    _require_root()
-    n = next(_ids)
-    a, b = f"ax{os.getpid() % 100000}{n}a", f"ax{os.getpid() % 100000}{n}b"
-    q = ["numtxqueues", str(queues), "numrxqueues", str(queues)]
-    _run("ip", "link", "add", a, *q, "type", "veth", "peer", "name", b, *q)
-    try:
-        for i in (a, b):
-            _run("sysctl", "-qw", f"net.ipv6.conf.{i}.disable_ipv6=1")
-            _run("ip", "link", "set", i, "up")
-        yield a, b
-    finally:
-        subprocess.run(["ip", "link", "del", a], capture_output=True)
 
 
 def _frames(port, queue: int, count: int, tag: int):

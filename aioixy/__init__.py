@@ -5,6 +5,7 @@
             await port.tx(batch)
 """
 
+from aioixy.batchops import Filter, merge
 from aioixy.config import IdlePolicy, PortConfig
 from aioixy.errors import (
     AioixyError,
@@ -29,8 +30,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AioixyError", "DeviceBusy", "DeviceError", "DeviceIOError", "DeviceNotFound", "DeviceStats",
-    "DeviceTimeout", "IdlePolicy", "InvalidOption", "LinkStatus", "NoHugepages", "NotPermitted",
-    "OutOfMemory", "Packet", "PacketBatch", "PacketReleased", "PoolExhausted", "Port",
-    "PortClosed", "PortConfig", "PortStats", "QueueStats", "RxStream", "native_pools_alive",
-    "open",
+    "DeviceTimeout", "Filter", "IdlePolicy", "InvalidOption", "LinkStatus", "NoHugepages",
+    "NotPermitted", "OutOfMemory", "Packet", "PacketBatch", "PacketReleased", "PoolExhausted",
+    "Port", "PortClosed", "PortConfig", "PortStats", "QueueStats", "RxStream", "merge",
+    "native_pools_alive", "open",
 ]

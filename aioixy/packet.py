@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from itertools import repeat
 
 from aioixy._ffi import ffi, lib
+from aioixy.batchops import BatchOps
 from aioixy.errors import InvalidOption, PacketReleased
 
 _free_bulk = lib.aioixy_mempool_free_bulk
@@ -103,8 +104,12 @@ class Packet:
             return "<Packet released>"
 
 
-class PacketBatch:
-    """Packets received or allocated together; owns their buffers until sent or released."""
+class PacketBatch(BatchOps):
+    """Packets received or allocated together; owns their buffers until sent or released.
+
+    Whole-batch native operations (field gathers, rewrites, checksums, split/merge) come from
+    :class:`aioixy.batchops.BatchOps`.
+    """
 
     __slots__ = ("__weakref__", "_bufs", "_holes", "_n", "_start")
 

@@ -8,10 +8,12 @@ from typing import Literal
 
 import attrs
 
+from aioixy._ffi import lib as _lib
 from aioixy.errors import InvalidOption
 
 MAX_QUEUES = 16
-MAX_BATCH = 512
+#: most packets in one native burst or one rx hand-over (one source of truth: device.h)
+MAX_BATCH: int = _lib.AIOIXY_MAX_BATCH
 
 
 def _power_of_two(lo: int, hi: int):
@@ -71,6 +73,11 @@ class PortConfig:
 
     device: str = attrs.field(default="null")
     batch_size: int = attrs.field(default=64, validator=_int_range(1, MAX_BATCH))
+    #: the most packets one ``async for batch in port.rx()`` step hands over: under load the
+    #: stream takes several native bursts at once (whatever the ring holds, up to this), so the
+    #: event loop's per-wake-up cost is paid per hundreds of packets; when light it returns at
+    #: once with what is there. 0: 4 x batch_size (at most MAX_BATCH).
+    rx_burst_max: int = attrs.field(default=0, validator=_int_range(0, MAX_BATCH))
     rx_queues: int = attrs.field(default=1, validator=_int_range(1, MAX_QUEUES))
     tx_queues: int = attrs.field(default=1, validator=_int_range(1, MAX_QUEUES))
     ring_size: int = attrs.field(default=1024, validator=_power_of_two(2, 1 << 20))
@@ -115,6 +122,11 @@ class PortConfig:
     def _check_timeout(self, attr: attrs.Attribute, value: float) -> None:
         if not 0 <= value <= 600:
             raise InvalidOption(f"link_timeout={value!r}: must be 0..600 seconds")
+
+    @property
+    def rx_hand_over(self) -> int:
+        """The effective rx_burst_max."""
+        return self.rx_burst_max or min(MAX_BATCH, 4 * self.batch_size)
 
     @property
     def num_queues(self) -> int:

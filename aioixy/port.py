@@ -91,9 +91,19 @@ class Port:
 
     # --- receive -------------------------------------------------------------------------
 
-    def rx(self, queue: int | None = None) -> RxStream:
-        """An async iterator of :class:`PacketBatch` from one rx queue, or all of them."""
+    def rx(self, queue: int | None = None, max_batch: int | None = None) -> RxStream:
+        """An async iterator of :class:`PacketBatch` from one rx queue, or all of them.
+
+        Each batch holds what the queue has ready, up to ``max_batch`` packets (default: the
+        port's ``rx_burst_max``); it never waits for more to arrive.
+        """
         self._check()
+        if max_batch is None:
+            max_batch = self.config.rx_hand_over
+        elif isinstance(max_batch, bool) or not isinstance(max_batch, int) \
+                or not 1 <= max_batch <= lib.AIOIXY_MAX_BATCH:
+            raise InvalidOption(
+                f"max_batch={max_batch!r}: must be an integer in 1..{lib.AIOIXY_MAX_BATCH}")
         if queue is None:
             queues = list(range(self.rx_queues))
         else:
@@ -101,7 +111,7 @@ class Port:
             queues = [queue]
         if not self.config.rx:
             raise InvalidOption("this port was opened with rx=False")
-        return RxStream(self, queues)
+        return RxStream(self, queues, max_batch)
 
     # --- transmit ------------------------------------------------------------------------
 
@@ -231,11 +241,11 @@ class RxStream:
 
     __slots__ = ("_batch", "_loop", "_n", "_port", "_queues", "_since_yield", "_turn", "_waiters")
 
-    def __init__(self, port: Port, queues: list[int]) -> None:
+    def __init__(self, port: Port, queues: list[int], max_batch: int) -> None:
         self._port = port
         self._queues = queues
         self._waiters = [port._waiters[q] for q in queues]
-        self._batch = port.config.batch_size
+        self._batch = max_batch  # one dequeue takes every burst the ring holds, up to this
         self._loop = port._loop
         self._turn = 0
         self._since_yield = 0

@@ -669,4 +669,53 @@ async def test_split_then_tx_each_half_keeps_the_port_pools_whole(no_leaks):
         assert st.pool_free == st.pool_size
 
 
+# --- adaptive batching: how many packets one rx step hands over -------------------------------
+
+async def _ring_holds(port: aioixy.Port, at_least: int) -> None:
+    for _ in range(1000):
+        if port.queue_stats(0).rx_ring_used >= at_least:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the ring never held {at_least} packets")
+
+
+async def test_under_load_one_step_hands_over_several_native_bursts(no_leaks):
+    async with aioixy.open("null", batch_size=32, overflow="pause", ring_size=1024,
+                           rx_burst_max=256) as port:
+        await _ring_holds(port, 256)
+        stream = port.rx()
+        batch = await stream.__anext__()
+        assert len(batch) == 256  # eight native bursts of 32, one wake-up
+        batch.release()
+        await _ring_holds(port, 100)
+        small = await port.rx(max_batch=100).__anext__()
+        assert len(small) == 100
+        small.release()
+        with pytest.raises(aioixy.InvalidOption, match="max_batch=0"):
+            port.rx(max_batch=0)
+        assert aioixy.PortConfig(batch_size=64).rx_hand_over == 256
+        assert aioixy.PortConfig(batch_size=256).rx_hand_over == aioixy.config.MAX_BATCH
+        with pytest.raises(aioixy.InvalidOption, match="rx_burst_max"):
+            aioixy.PortConfig(rx_burst_max=aioixy.config.MAX_BATCH + 1)
+
+
+async def test_when_light_a_step_returns_what_is_there_without_waiting_to_fill(no_leaks):
+    n = next(_ids)
+    async with aioixy.open(f"pair:lt{n}:a") as a, \
+            aioixy.open(f"pair:lt{n}:b", rx_burst_max=512) as b:
+        stream = b.rx()
+        waiting = asyncio.ensure_future(stream.__anext__())
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # nothing sent yet
+        await a.tx(a.alloc(1))
+        batch = await asyncio.wait_for(waiting, 30)
+        assert len(batch) == 1  # handed over alone: the stream does not wait to fill up
+        batch.release()
+        await a.tx(a.alloc(3))
+        await _ring_holds(b, 3)
+        batch = await stream.__anext__()
+        assert len(batch) == 3
+        batch.release()
+
+
 _ids = itertools.count()

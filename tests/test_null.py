@@ -19,7 +19,8 @@ async def test_batches_carry_consecutive_sequence_numbers():
         expected = 0
         batches = 0
         async for batch in port.rx():
-            assert 1 <= len(batch) <= 32
+            # several native bursts per hand-over under load, never more than rx_burst_max
+            assert 1 <= len(batch) <= port.config.rx_hand_over == 128
             for pkt in batch:
                 assert len(pkt) == 128
                 assert frame_seq(pkt.data) == expected

@@ -9,6 +9,8 @@ import pytest
 
 import aioixy
 from aioixy import sim
+from tests.kernel import netns
+from tests.tiers import unavailable
 
 try:
     import uvloop
@@ -43,3 +45,24 @@ def _no_model_faults(request):
     if "rogue" in request.fixturenames or request.node.get_closest_marker("model_faults"):
         return
     assert sim.total_faults() == before, f"the 82599 model caught driver mistakes: {sim.faults()}"
+
+
+_lab_checked: list[str | None] = []
+
+
+@pytest.fixture
+def netlab():
+    """A :class:`tests.kernel.netns.NetLab`: namespaces and veth pairs that are removed after the
+    test, also when it fails. The kernel tier's prerequisites (root, iproute2, ping, network
+    namespaces) are checked once per session: missing in CI is a failure (tests/tiers.py)."""
+    if not _lab_checked:
+        _lab_checked.append(netns.missing_prerequisites())
+        if _lab_checked[0] is None:
+            netns.sweep_stale()
+    if _lab_checked[0]:
+        unavailable(_lab_checked[0])
+    lab = netns.NetLab()
+    try:
+        yield lab
+    finally:
+        lab.cleanup()

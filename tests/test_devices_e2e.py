@@ -1,6 +1,7 @@
 """One end-to-end suite, every driver held to the same behaviour: the in-memory pair and the
 ixgbe driver on the 82599 model run it on any machine; the VM tier runs this same file inside
-the guest against two legacy virtio-net NICs of QEMU (AIOIXY_E2E_VIRTIO="ADDR_A,ADDR_B")."""
+the guest against two legacy virtio-net NICs of QEMU (AIOIXY_E2E_VIRTIO="ADDR_A,ADDR_B"); the
+kernel-backed drivers (KERNEL below) run it on the two ends of a veth pair of their own."""
 
 from __future__ import annotations
 
@@ -46,23 +47,26 @@ def _names(kind: str) -> tuple[str, str]:
     if kind == "virtio":
         a, b = VIRTIO.split(",")
         return a, b
-    if kind == "xdp":
-        if XDP_IFACES:
+    if kind in KERNEL:
+        if kind == "xdp" and XDP_IFACES:
             a, b = XDP_IFACES.split(",")
         else:
             from tests.kernel.links import veth_pair
             a, b = _links[-1].enter_context(veth_pair())
-        return f"xdp:{a}", f"xdp:{b}"
+        return f"{kind}:{a}", f"{kind}:{b}"
     return {"pair": (f"pair:{n}:a", f"pair:{n}:b"),
             "sim-82599": (f"sim-82599:{n}:0", f"sim-82599:{n}:1")}[kind]
 
 
-DEVICES = ["pair", "sim-82599", *(["virtio"] if VIRTIO else []), "xdp"]
+# Kernel-backed drivers, "KIND:IFACE" on both ends of a veth pair: adding a backend to the suite
+# is adding its prefix here.
+KERNEL = ["xdp", "packet"]
+DEVICES = ["pair", "sim-82599", *(["virtio"] if VIRTIO else []), *KERNEL]
 if ONLY:
     DEVICES = ONLY.split(",")
 # QEMU's hub may reorder frames for a receiver out of buffers, and a veth (or the hub) drops for
-# an AF_XDP socket whose rx ring is full: clock the sender by what arrived
-WINDOW = {"virtio": 192, "xdp": 192}
+# a socket whose rx ring is full (a veth has no flow control): clock the sender by what arrived
+WINDOW = {"virtio": 192, "xdp": 192, "packet": 256}
 COUNT = {"virtio": 5000, "xdp": 5000}
 
 

@@ -78,6 +78,15 @@ struct aioixy_dev_ops {
     void (*read_stats)(struct aioixy_dev *dev, struct aioixy_dev_stats *out);
     void (*link_status)(struct aioixy_dev *dev, struct aioixy_link *out);
     int (*set_promisc)(struct aioixy_dev *dev, bool on);   /* 0 or -AIOIXY_E* */
+    /* Optional (NULL for devices without a kernel object to wait on). Called by queue q's
+     * poller, on its thread, each time it has been idle long enough to sleep: return an fd the
+     * poller may sleep on in poll() and set *events to what to wait for (POLLIN for received
+     * packets; add POLLOUT whenever tx_batch last refused packets for lack of room, or the
+     * poller would only notice room on its 100 ms safety timeout), or return -1 to take the
+     * timed back-off this time. The driver may do its pre-sleep work here (e.g. a wake-up
+     * syscall the kernel asked for). While the poller sleeps, Python enqueuing tx wakes it
+     * through the queue's kick eventfd (port.c), and so does close. */
+    int (*poll_fd)(struct aioixy_dev *dev, uint16_t q, short *events);
     /* Stop the device, return every buffer it holds to its pool, release its pools
      * (aioixy_dev_release_pools) and free dev itself. */
     void (*close)(struct aioixy_dev *dev);

@@ -1,0 +1,541 @@
+/* "packet:IFACE": any Linux network interface through AF_PACKET sockets with PACKET_MMAP rings,
+ * the kernel-backed fallback where AF_XDP is not available. The interface stays with its kernel
+ * driver; aioixy sees every frame it receives and transmits frames out of it.
+ *
+ * One socket per queue index. Each has a TPACKET_V3 rx ring (blocks of frames, handed to us
+ * whole when full or when the retire timer expires) and a tx ring (TPACKET_V3 frames, which the
+ * kernel treats like V2 slots). With several rx queues the sockets join one PACKET_FANOUT group,
+ * so the kernel spreads flows over them by hash. Queue indices beyond rx_queues get a socket
+ * bound to no protocol: they transmit and never receive.
+ *
+ * Copy, not zero-copy: the rings live in kernel memory mapped into us, while aioixy's buffers
+ * live in the port's mempools, and a received packet must stay valid after its ring block went
+ * back to the kernel. rx copies each frame out of its block into a pool buffer; tx copies the
+ * pool buffer into a free ring slot and frees the buffer at once. Ownership on the Python side
+ * is therefore exactly that of every other driver.
+ *
+ * rx never makes a syscall. tx writes slots and makes one sendto() per tx batch (the kick), not
+ * per packet. When the poller is idle it sleeps in poll() on the socket (poll_fd).
+ *
+ * What the kernel strips is put back: a VLAN tag the NIC (or veth) offloaded into metadata is
+ * re-inserted into the frame. A frame longer than the block's room is dropped and counted in
+ * rx_errors, never delivered truncated. Frames this port transmits are not looped back into its
+ * own rx (PACKET_IGNORE_OUTGOING), so the port sees what arrives on the wire, as a NIC would.
+ */
+#include "device.h"
+#include "netif.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifndef PACKET_IGNORE_OUTGOING
+#define PACKET_IGNORE_OUTGOING 23
+#endif
+#ifndef PACKET_FANOUT_FLAG_UNIQUEID
+#define PACKET_FANOUT_FLAG_UNIQUEID 0x2000
+#endif
+
+#define RX_BLOCK_SIZE (1u << 16)    /* 64 KiB blocks: ~500 small frames or 40 full-size ones */
+#define DEFAULT_RX_FRAMES 2048u     /* ring sized for this many 2 KiB frames (4 MiB) */
+#define DEFAULT_TX_FRAMES 1024u
+#define DEFAULT_RETIRE_MS 1u
+/* where the kernel reads a tx frame's data: the aligned V3 header (no sockaddr_ll on tx) */
+#define TX_DATA_OFF TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
+
+struct pkt_queue {
+    /* poller-private */
+    struct {
+        uint8_t *blk;              /* rx block being read, NULL if none is open */
+        struct tpacket3_hdr *pkt;  /* next frame in it */
+        uint32_t left;             /* frames left in it */
+        uint32_t blk_idx;
+        uint32_t tx_head;
+        bool tx_full;              /* last tx_batch found no free slot: poll for POLLOUT */
+        bool rx_starved;           /* last rx_batch stopped for lack of pool buffers */
+    } w AIOIXY_CACHE_ALIGNED;
+    /* written by the poller (single writer), read by stats */
+    struct {
+        _Atomic uint64_t rx_packets, rx_bytes, rx_errors, tx_packets, tx_bytes, tx_errors;
+    } c AIOIXY_CACHE_ALIGNED;
+    /* set at open */
+    int fd AIOIXY_CACHE_ALIGNED;
+    bool rx;
+    uint8_t *map;
+    size_t map_len;
+    uint8_t *rx_ring;
+    uint32_t rx_blocks;
+    uint8_t *tx_ring;
+    uint32_t tx_frames, tx_frame_size;
+};
+
+struct pkt_dev {
+    struct aioixy_dev dev;
+    struct aioixy_netif nif;
+    uint16_t nq;
+    uint32_t max_frame;            /* longest frame tx accepts: MTU + Ethernet (+ VLAN) header */
+    pthread_mutex_t lock;          /* stats accumulation, promisc */
+    uint64_t kernel_drops;         /* PACKET_STATISTICS tp_drops, summed (reading resets them) */
+    struct pkt_queue q[AIOIXY_MAX_QUEUES];
+};
+
+static inline void count_add(_Atomic uint64_t *c, uint64_t v)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
+}
+
+/* The ring status words are shared with the kernel in mmap'ed memory: read with acquire (the
+ * frame's contents are valid once its status says so), hand back with release. */
+static inline uint32_t status_load(const volatile uint32_t *s)
+{
+    return __atomic_load_n(s, __ATOMIC_ACQUIRE);
+}
+
+static inline void status_store(volatile uint32_t *s, uint32_t v)
+{
+    __atomic_store_n(s, v, __ATOMIC_RELEASE);
+}
+
+static inline struct tpacket_block_desc *block_at(struct pkt_queue *pq, uint32_t i)
+{
+    return (struct tpacket_block_desc *)(pq->rx_ring + (size_t)i * RX_BLOCK_SIZE);
+}
+
+static void release_block(struct pkt_queue *pq)
+{
+    struct tpacket_block_desc *bd = (struct tpacket_block_desc *)pq->w.blk;
+    status_store(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL);
+    pq->w.blk = NULL;
+    pq->w.left = 0;
+    pq->w.blk_idx = (pq->w.blk_idx + 1) % pq->rx_blocks;
+}
+
+/* Open the next block if the kernel has handed it to us. */
+static bool open_block(struct pkt_queue *pq)
+{
+    struct tpacket_block_desc *bd = block_at(pq, pq->w.blk_idx);
+    if (!(status_load(&bd->hdr.bh1.block_status) & TP_STATUS_USER))
+        return false;
+    pq->w.blk = (uint8_t *)bd;
+    pq->w.left = bd->hdr.bh1.num_pkts;
+    pq->w.pkt = (struct tpacket3_hdr *)((uint8_t *)bd + bd->hdr.bh1.offset_to_first_pkt);
+    return true;
+}
+
+/* Copy one ring frame into b; false if it cannot be delivered whole. */
+static bool copy_frame(const struct tpacket3_hdr *h, struct aioixy_pkt_buf *b, uint32_t room)
+{
+    const uint8_t *src = (const uint8_t *)h + h->tp_mac;
+    uint32_t len = h->tp_snaplen;
+    if (h->tp_len != len || len < ETH_HLEN)
+        return false; /* truncated by the ring (or a runt): never deliver part of a frame */
+    if (h->tp_status & TP_STATUS_VLAN_VALID) {
+        if (len + 4 > room)
+            return false;
+        uint16_t tpid = (h->tp_status & TP_STATUS_VLAN_TPID_VALID) ? h->hv1.tp_vlan_tpid : ETH_P_8021Q;
+        uint16_t tci = h->hv1.tp_vlan_tci;
+        memcpy(b->data, src, 12);
+        b->data[12] = (uint8_t)(tpid >> 8);
+        b->data[13] = (uint8_t)tpid;
+        b->data[14] = (uint8_t)(tci >> 8);
+        b->data[15] = (uint8_t)tci;
+        memcpy(b->data + 16, src + 12, len - 12);
+        b->len = len + 4;
+        return true;
+    }
+    if (len > room)
+        return false;
+    memcpy(b->data, src, len);
+    b->len = len;
+    return true;
+}
+
+static uint32_t pkt_rx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n)
+{
+    struct pkt_dev *pd = (struct pkt_dev *)dev;
+    struct pkt_queue *pq = &pd->q[q];
+    struct aioixy_mempool *pool = dev->pools[q];
+    uint32_t room = aioixy_mempool_data_room(pool);
+    uint32_t got = 0;
+    uint64_t bytes = 0, bad = 0;
+    pq->w.rx_starved = false;
+    while (got < n) {
+        if (!pq->w.blk && !open_block(pq))
+            break;
+        uint32_t take = pq->w.left < n - got ? pq->w.left : n - got;
+        if (take && !aioixy_mempool_alloc_bulk(pool, bufs + got, take)) {
+            pq->w.rx_starved = true; /* Python holds the pool: leave the frames in the ring */
+            break;
+        }
+        uint32_t kept = 0;
+        for (uint32_t i = 0; i < take; i++) {
+            struct tpacket3_hdr *h = pq->w.pkt;
+            struct aioixy_pkt_buf *b = bufs[got + kept];
+            if (copy_frame(h, b, room)) {
+                bytes += b->len;
+                kept++;
+            } else {
+                bad++;
+            }
+            pq->w.pkt = (struct tpacket3_hdr *)((uint8_t *)h + h->tp_next_offset);
+        }
+        if (kept < take) /* the spare buffers sit at the tail of what was allocated */
+            aioixy_mempool_free_bulk(bufs + got + kept, take - kept);
+        got += kept;
+        pq->w.left -= take;
+        if (pq->w.left == 0)
+            release_block(pq); /* back to the kernel at once, not on the next call */
+    }
+    if (got) {
+        count_add(&pq->c.rx_packets, got);
+        count_add(&pq->c.rx_bytes, bytes);
+    }
+    if (bad)
+        count_add(&pq->c.rx_errors, bad);
+    return got;
+}
+
+static uint32_t pkt_tx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n)
+{
+    struct pkt_dev *pd = (struct pkt_dev *)dev;
+    struct pkt_queue *pq = &pd->q[q];
+    if (n == 0)
+        return 0; /* nothing to reclaim: every accepted buffer was copied and freed already */
+    uint32_t queued = 0, taken = 0, refused = 0;
+    uint64_t bytes = 0;
+    uint32_t head = pq->w.tx_head;
+    for (; taken < n; taken++) {
+        struct aioixy_pkt_buf *b = bufs[taken];
+        if (b->len < ETH_HLEN || b->len > pd->max_frame || b->len > pq->tx_frame_size - TX_DATA_OFF) {
+            refused++; /* the kernel would refuse it too: drop it here, counted */
+            continue;
+        }
+        struct tpacket3_hdr *h = (struct tpacket3_hdr *)(pq->tx_ring + (size_t)head * pq->tx_frame_size);
+        if (status_load(&h->tp_status) != TP_STATUS_AVAILABLE)
+            break; /* ring full: the kernel has not sent this slot's previous frame yet */
+        memcpy((uint8_t *)h + TX_DATA_OFF, b->data, b->len);
+        h->tp_len = b->len;
+        h->tp_snaplen = b->len;
+        h->tp_next_offset = 0;
+        status_store(&h->tp_status, TP_STATUS_SEND_REQUEST);
+        bytes += b->len;
+        queued++;
+        head = head + 1 == pq->tx_frames ? 0 : head + 1;
+    }
+    pq->w.tx_head = head;
+    pq->w.tx_full = taken < n;
+    if (queued) {
+        /* the kick: the kernel sends every slot marked SEND_REQUEST. EAGAIN/ENOBUFS leave
+         * slots marked; they go with the next kick. ENETDOWN keeps them until the link is back. */
+        ssize_t rc = sendto(pq->fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
+        (void)rc;
+    }
+    if (taken)
+        aioixy_mempool_free_bulk(bufs, taken);
+    if (queued) {
+        count_add(&pq->c.tx_packets, queued);
+        count_add(&pq->c.tx_bytes, bytes);
+    }
+    if (refused)
+        count_add(&pq->c.tx_errors, refused);
+    return taken;
+}
+
+static int pkt_poll_fd(struct aioixy_dev *dev, uint16_t q, short *events)
+{
+    struct pkt_dev *pd = (struct pkt_dev *)dev;
+    struct pkt_queue *pq = &pd->q[q];
+    /* frames are waiting but the pool is empty: POLLIN would fire at once, forever; the timed
+     * back-off notices when Python gives buffers back */
+    if (pq->w.rx_starved)
+        return -1;
+    *events = (short)((pq->rx ? POLLIN : 0) | (pq->w.tx_full ? POLLOUT : 0));
+    return pq->fd;
+}
+
+static void pkt_stats(struct aioixy_dev *dev, struct aioixy_dev_stats *out)
+{
+    struct pkt_dev *pd = (struct pkt_dev *)dev;
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&pd->lock);
+    for (uint16_t i = 0; i < pd->nq; i++) {
+        struct tpacket_stats_v3 st;
+        socklen_t len = sizeof(st);
+        if (pd->q[i].rx && getsockopt(pd->q[i].fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0)
+            pd->kernel_drops += st.tp_drops;
+    }
+    out->rx_missed = pd->kernel_drops;
+    pthread_mutex_unlock(&pd->lock);
+    for (uint16_t i = 0; i < pd->nq; i++) {
+        struct pkt_queue *pq = &pd->q[i];
+#define LD(f) atomic_load_explicit(&pq->c.f, memory_order_relaxed)
+        out->rx_packets += LD(rx_packets);
+        out->rx_bytes += LD(rx_bytes);
+        out->rx_errors += LD(rx_errors);
+        out->tx_packets += LD(tx_packets);
+        out->tx_bytes += LD(tx_bytes);
+        out->tx_errors += LD(tx_errors);
+#undef LD
+    }
+}
+
+static void pkt_link(struct aioixy_dev *dev, struct aioixy_link *out)
+{
+    aioixy_netif_link(((struct pkt_dev *)dev)->nif.name, out);
+}
+
+/* Promiscuous mode through a socket membership, not the interface flag: the kernel counts it
+ * per socket and drops it when the socket closes, so a crash never leaves the NIC promiscuous
+ * and another user's promiscuous mode is never switched off. */
+static int pkt_promisc(struct aioixy_dev *dev, bool on)
+{
+    struct pkt_dev *pd = (struct pkt_dev *)dev;
+    if (on == dev->promisc)
+        return 0;
+    struct packet_mreq mr = {.mr_ifindex = pd->nif.ifindex, .mr_type = PACKET_MR_PROMISC};
+    if (setsockopt(pd->q[0].fd, SOL_PACKET, on ? PACKET_ADD_MEMBERSHIP : PACKET_DROP_MEMBERSHIP,
+                   &mr, sizeof(mr)) != 0)
+        return aioixy_set_error(AIOIXY_EIO, "packet:%s: cannot %s promiscuous mode: %s", pd->nif.name,
+                                on ? "enable" : "disable", strerror(errno));
+    return 0;
+}
+
+static void close_queue(struct pkt_queue *pq)
+{
+    if (pq->map)
+        munmap(pq->map, pq->map_len);
+    if (pq->fd >= 0)
+        close(pq->fd);
+    pq->map = NULL;
+    pq->fd = -1;
+}
+
+static void pkt_close(struct aioixy_dev *dev)
+{
+    struct pkt_dev *pd = (struct pkt_dev *)dev;
+    for (uint16_t i = 0; i < AIOIXY_MAX_QUEUES; i++)
+        close_queue(&pd->q[i]);
+    aioixy_dev_release_pools(dev);
+    pthread_mutex_destroy(&pd->lock);
+    free(pd);
+}
+
+static const struct aioixy_dev_ops pkt_ops = {
+    .driver = "packet",
+    .rx_batch = pkt_rx,
+    .tx_batch = pkt_tx,
+    .read_stats = pkt_stats,
+    .link_status = pkt_link,
+    .set_promisc = pkt_promisc,
+    .poll_fd = pkt_poll_fd,
+    .close = pkt_close,
+};
+
+struct pkt_opts {
+    bool qdisc_bypass;
+    int fanout_mode;
+    uint32_t retire_ms;
+};
+
+static int parse_opts(const char *ifname, const char *options, struct pkt_opts *o)
+{
+    char val[32];
+    o->qdisc_bypass = false;
+    o->fanout_mode = PACKET_FANOUT_HASH;
+    o->retire_ms = DEFAULT_RETIRE_MS;
+    if (aioixy_opt_get(options, "qdisc_bypass", val, sizeof(val))) {
+        if (!val[0] || strcmp(val, "1") == 0 || strcmp(val, "true") == 0)
+            o->qdisc_bypass = true;
+        else if (strcmp(val, "0") != 0 && strcmp(val, "false") != 0)
+            return aioixy_set_error(AIOIXY_EINVAL, "packet:%s: qdisc_bypass='%s': use 1 or 0", ifname, val);
+    }
+    if (aioixy_opt_get(options, "fanout", val, sizeof(val))) {
+        static const struct { const char *name; int mode; } modes[] = {
+            {"hash", PACKET_FANOUT_HASH}, {"lb", PACKET_FANOUT_LB}, {"cpu", PACKET_FANOUT_CPU},
+            {"qm", PACKET_FANOUT_QM},
+        };
+        int m = -1;
+        for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+            if (strcmp(val, modes[i].name) == 0)
+                m = modes[i].mode;
+        if (m < 0)
+            return aioixy_set_error(AIOIXY_EINVAL, "packet:%s: fanout='%s': use hash, lb, cpu or qm",
+                                    ifname, val);
+        o->fanout_mode = m;
+    }
+    if (aioixy_opt_get(options, "retire_ms", val, sizeof(val))) {
+        char *end;
+        unsigned long v = strtoul(val, &end, 10);
+        if (*end || !val[0] || v < 1 || v > 1000)
+            return aioixy_set_error(AIOIXY_EINVAL, "packet:%s: retire_ms='%s': must be 1..1000", ifname, val);
+        o->retire_ms = (uint32_t)v;
+    }
+    return 0;
+}
+
+static int sock_err(const struct pkt_dev *pd, const char *what, int e)
+{
+    if (e == EPERM || e == EACCES)
+        return aioixy_set_error(AIOIXY_EPERM, "packet:%s: %s: not permitted (AF_PACKET needs "
+                                "CAP_NET_RAW: run as root)", pd->nif.name, what);
+    return aioixy_set_error(AIOIXY_EIO, "packet:%s: %s failed: %s", pd->nif.name, what, strerror(e));
+}
+
+static int open_queue(struct pkt_dev *pd, uint16_t i, const struct aioixy_dev_config *cfg,
+                      const struct pkt_opts *o, int *fanout_id)
+{
+    struct pkt_queue *pq = &pd->q[i];
+    pq->rx = i < pd->dev.num_rx_queues;
+    /* protocol 0: no frame reaches the socket before its ring exists and it is bound */
+    pq->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (pq->fd < 0)
+        return sock_err(pd, "socket(AF_PACKET)", errno);
+    int v = TPACKET_V3;
+    if (setsockopt(pq->fd, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)))
+        return sock_err(pd, "PACKET_VERSION TPACKET_V3", errno);
+    v = 1; /* a malformed tx slot is skipped, not left blocking the ring */
+    if (setsockopt(pq->fd, SOL_PACKET, PACKET_LOSS, &v, sizeof(v)))
+        return sock_err(pd, "PACKET_LOSS", errno);
+    if (o->qdisc_bypass && setsockopt(pq->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &v, sizeof(v)))
+        return sock_err(pd, "PACKET_QDISC_BYPASS", errno);
+    if (pq->rx && setsockopt(pq->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &v, sizeof(v)))
+        return sock_err(pd, "PACKET_IGNORE_OUTGOING (needs Linux 4.20)", errno);
+
+    size_t rx_len = 0;
+    if (pq->rx) {
+        uint32_t frames = cfg->rx_descs ? cfg->rx_descs : DEFAULT_RX_FRAMES;
+        uint64_t bytes = (uint64_t)frames * 2048u;
+        pq->rx_blocks = (uint32_t)((bytes + RX_BLOCK_SIZE - 1) / RX_BLOCK_SIZE);
+        if (pq->rx_blocks < 2)
+            pq->rx_blocks = 2; /* one being filled, one being read */
+        struct tpacket_req3 req = {
+            .tp_block_size = RX_BLOCK_SIZE,
+            .tp_block_nr = pq->rx_blocks,
+            .tp_frame_size = 2048,
+            .tp_frame_nr = pq->rx_blocks * (RX_BLOCK_SIZE / 2048),
+            .tp_retire_blk_tov = o->retire_ms,
+        };
+        if (setsockopt(pq->fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)))
+            return sock_err(pd, "PACKET_RX_RING", errno);
+        rx_len = (size_t)pq->rx_blocks * RX_BLOCK_SIZE;
+    }
+    uint32_t room = (cfg->buf_size ? cfg->buf_size : AIOIXY_DEFAULT_BUF_SIZE) - AIOIXY_PKT_HEADER;
+    uint32_t fsz = 2048;
+    while (fsz < room + TX_DATA_OFF && fsz < RX_BLOCK_SIZE)
+        fsz *= 2;
+    pq->tx_frame_size = fsz;
+    uint32_t txf = cfg->tx_descs ? cfg->tx_descs : DEFAULT_TX_FRAMES;
+    uint32_t per_block = RX_BLOCK_SIZE / fsz;
+    uint32_t tx_blocks = (txf + per_block - 1) / per_block;
+    pq->tx_frames = tx_blocks * per_block;
+    struct tpacket_req3 treq = {
+        .tp_block_size = RX_BLOCK_SIZE,
+        .tp_block_nr = tx_blocks,
+        .tp_frame_size = fsz,
+        .tp_frame_nr = pq->tx_frames,
+    };
+    if (setsockopt(pq->fd, SOL_PACKET, PACKET_TX_RING, &treq, sizeof(treq)))
+        return sock_err(pd, "PACKET_TX_RING", errno);
+    size_t tx_len = (size_t)tx_blocks * RX_BLOCK_SIZE;
+    pq->map_len = rx_len + tx_len;
+    void *m = mmap(NULL, pq->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED, pq->fd, 0);
+    if (m == MAP_FAILED)
+        m = mmap(NULL, pq->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, pq->fd, 0);
+    if (m == MAP_FAILED) {
+        pq->map = NULL;
+        return sock_err(pd, "mmap of the packet rings", errno);
+    }
+    pq->map = m;
+    pq->rx_ring = pq->rx ? pq->map : NULL;
+    pq->tx_ring = pq->map + rx_len;
+
+    struct sockaddr_ll sll = {
+        .sll_family = AF_PACKET,
+        .sll_protocol = pq->rx ? htons(ETH_P_ALL) : 0,
+        .sll_ifindex = pd->nif.ifindex,
+    };
+    if (bind(pq->fd, (struct sockaddr *)&sll, sizeof(sll)))
+        return sock_err(pd, "bind", errno);
+    if (pq->rx && pd->dev.num_rx_queues > 1) {
+        /* the kernel picks a group id no one else uses; the other queues join it */
+        int arg = *fanout_id < 0 ? (o->fanout_mode | PACKET_FANOUT_FLAG_UNIQUEID) << 16
+                                 : (o->fanout_mode << 16) | *fanout_id;
+        if (setsockopt(pq->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)))
+            return sock_err(pd, "PACKET_FANOUT (Linux 4.7 or newer for a unique group)", errno);
+        if (*fanout_id < 0) {
+            int got = 0;
+            socklen_t len = sizeof(got);
+            if (getsockopt(pq->fd, SOL_PACKET, PACKET_FANOUT, &got, &len))
+                return sock_err(pd, "reading the PACKET_FANOUT group", errno);
+            *fanout_id = got & 0xffff;
+        }
+    }
+    return 0;
+}
+
+static int pkt_open(const char *name, const struct aioixy_dev_config *cfg, struct aioixy_dev **out)
+{
+    const char *ifname = name + strlen("packet:");
+    struct pkt_opts o;
+    int rc = parse_opts(ifname, cfg->options, &o);
+    if (rc)
+        return rc;
+    struct pkt_dev *pd = aligned_alloc(AIOIXY_CACHE_LINE, (sizeof(*pd) + 63) & ~(size_t)63);
+    if (!pd)
+        return aioixy_set_error(AIOIXY_ENOMEM, "out of memory");
+    memset(pd, 0, sizeof(*pd));
+    for (int i = 0; i < AIOIXY_MAX_QUEUES; i++)
+        pd->q[i].fd = -1;
+    pthread_mutex_init(&pd->lock, NULL);
+    pd->dev.ops = &pkt_ops;
+    pd->dev.dma.kind = DMA_ANON;
+    pd->dev.dma.vfio_container_fd = -1;
+    rc = aioixy_netif_lookup(ifname, &pd->nif);
+    if (!rc)
+        rc = aioixy_netif_check_safe(&pd->nif, cfg->force, "packet");
+    if (!rc && !pd->nif.up)
+        rc = aioixy_set_error(AIOIXY_EINVAL,
+                              "packet:%s: the interface is down. aioixy never changes an "
+                              "interface's state: bring it up first ('ip link set %s up')",
+                              ifname, ifname);
+    if (rc) {
+        pkt_close(&pd->dev);
+        return rc;
+    }
+    snprintf(pd->dev.name, sizeof(pd->dev.name), "%s", name);
+    snprintf(pd->dev.driver, sizeof(pd->dev.driver), "packet");
+    memcpy(pd->dev.mac, pd->nif.mac, 6);
+    pd->dev.num_rx_queues = cfg->rx_queues;
+    pd->dev.num_tx_queues = cfg->tx_queues;
+    pd->nq = cfg->rx_queues > cfg->tx_queues ? cfg->rx_queues : cfg->tx_queues;
+    pd->max_frame = pd->nif.mtu + ETH_HLEN + 4; /* one VLAN tag may ride on top of the MTU */
+    rc = aioixy_dev_create_pools(&pd->dev, cfg);
+    int fanout_id = -1;
+    for (uint16_t i = 0; !rc && i < pd->nq; i++)
+        rc = open_queue(pd, i, cfg, &o, &fanout_id);
+    if (!rc && cfg->promisc)
+        rc = pkt_promisc(&pd->dev, true);
+    if (rc) {
+        pkt_close(&pd->dev);
+        return rc;
+    }
+    pd->dev.promisc = cfg->promisc;
+    *out = &pd->dev;
+    return 0;
+}
+
+static struct aioixy_driver packet_driver = {
+    .name = "packet",
+    .prefix = "packet:",
+    .open = pkt_open,
+};
+AIOIXY_REGISTER_DRIVER(packet_driver)

@@ -35,6 +35,14 @@
 #define aioixy_dma_wmb() atomic_thread_fence(memory_order_release)
 #endif
 
+/* Add to a counter that only one thread writes while others may read it (a poller's or a
+ * driver queue's statistics): a relaxed load and store, no locked read-modify-write on the fast
+ * path. Readers see each value whole but may see it a little late. */
+static inline void aioixy_counter_add(_Atomic uint64_t *c, uint64_t v)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
+}
+
 /* Error codes (negated when returned). Python maps each to an exception class. */
 enum aioixy_err {
     AIOIXY_OK = 0,

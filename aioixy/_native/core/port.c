@@ -65,12 +65,6 @@ struct aioixy_port {
     struct port_queue *q[AIOIXY_MAX_QUEUES];
 };
 
-static inline void stat_add(_Atomic uint64_t *c, uint64_t v)
-{
-    /* single writer: plain load + store, relaxed, no locked instruction on the fast path */
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
-}
-
 void aioixy_port_config_defaults(struct aioixy_port_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -106,7 +100,7 @@ static inline void notify(struct port_queue *q, uint32_t bit)
     uint64_t one = 1;
     ssize_t rc = write(q->efd, &one, sizeof(one));
     (void)rc; /* EAGAIN only if the counter is saturated: the loop is awake anyway */
-    stat_add(&q->st.wakeups, 1);
+    aioixy_counter_add(&q->st.wakeups, 1);
 }
 
 /* What one round of a direction achieved. BLOCKED (rx ring full in PAUSE mode, or the device
@@ -139,11 +133,11 @@ static int poll_rx(struct port_queue *q, struct aioixy_dev *dev, const struct ai
         for (uint32_t i = k; i < n; i++)
             bytes -= b[i]->len;
         aioixy_mempool_free_bulk(b + k, n - k);
-        stat_add(&q->st.rx_dropped, n - k);
+        aioixy_counter_add(&q->st.rx_dropped, n - k);
     }
-    stat_add(&q->st.rx_packets, k);
-    stat_add(&q->st.rx_bytes, bytes);
-    stat_add(&q->st.rx_batches, 1);
+    aioixy_counter_add(&q->st.rx_packets, k);
+    aioixy_counter_add(&q->st.rx_bytes, bytes);
+    aioixy_counter_add(&q->st.rx_batches, 1);
     if (k)
         notify(q, WANT_RX);
     return ROUND_WORK;
@@ -174,9 +168,9 @@ static int poll_tx(struct port_queue *q, struct aioixy_dev *dev, const struct ai
     q->work.pending_head += sent;
     q->work.pending_count -= sent;
     atomic_store_explicit(&q->st.tx_pending, q->work.pending_count, memory_order_relaxed);
-    stat_add(&q->st.tx_packets, sent);
-    stat_add(&q->st.tx_bytes, bytes);
-    stat_add(&q->st.tx_batches, 1);
+    aioixy_counter_add(&q->st.tx_packets, sent);
+    aioixy_counter_add(&q->st.tx_bytes, bytes);
+    aioixy_counter_add(&q->st.tx_batches, 1);
     return ROUND_WORK;
 }
 
@@ -205,7 +199,7 @@ static bool poll_sleep(struct port_queue *q, struct aioixy_dev *dev, struct aioi
         ssize_t rc = read(q->kick_fd, &v, sizeof(v));
         (void)rc; /* EAGAIN: another reader cannot exist; the counter was simply 0 */
     }
-    stat_add(&q->st.idle_sleeps, 1);
+    aioixy_counter_add(&q->st.idle_sleeps, 1);
     return true;
 }
 
@@ -247,7 +241,7 @@ static void *poller_main(void *arg)
             continue;
         struct timespec ts = {.tv_sec = sleep_us / 1000000u, .tv_nsec = (long)(sleep_us % 1000000u) * 1000};
         nanosleep(&ts, NULL);
-        stat_add(&q->st.idle_sleeps, 1);
+        aioixy_counter_add(&q->st.idle_sleeps, 1);
         if (!(r & (ROUND_BLOCKED | ROUND_TX_BLOCKED)))
             sleep_us = sleep_us * 2 > cfg->idle_sleep_max_us ? cfg->idle_sleep_max_us : sleep_us * 2;
     }

@@ -29,12 +29,6 @@ struct null_dev {
     struct null_queue q[AIOIXY_MAX_QUEUES];
 };
 
-static inline void count_add(_Atomic uint64_t *c, uint64_t v)
-{
-    /* single writer: a relaxed load+store is enough and avoids a locked RMW per batch */
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
-}
-
 static void build_template(struct null_dev *nd)
 {
     memset(nd->tmpl, 0, sizeof(nd->tmpl));
@@ -61,7 +55,7 @@ static uint32_t null_rx(struct aioixy_dev *dev, uint16_t qid, struct aioixy_pkt_
         uint32_t avail = aioixy_mempool_free_count(pool);
         if (avail && avail < n)
             got = aioixy_mempool_alloc_bulk(pool, bufs, avail);
-        count_add(&q->rx_missed, n - got);
+        aioixy_counter_add(&q->rx_missed, n - got);
         if (!got)
             return 0;
     }
@@ -74,8 +68,8 @@ static uint32_t null_rx(struct aioixy_dev *dev, uint16_t qid, struct aioixy_pkt_
         bufs[i]->len = size;
     }
     q->seq = seq;
-    count_add(&q->rx_packets, got);
-    count_add(&q->rx_bytes, (uint64_t)got * size);
+    aioixy_counter_add(&q->rx_packets, got);
+    aioixy_counter_add(&q->rx_bytes, (uint64_t)got * size);
     return got;
 }
 
@@ -89,8 +83,8 @@ static uint32_t null_tx(struct aioixy_dev *dev, uint16_t qid, struct aioixy_pkt_
     for (uint32_t i = 0; i < n; i++)
         bytes += bufs[i]->len;
     aioixy_mempool_free_bulk(bufs, n);
-    count_add(&q->tx_packets, n);
-    count_add(&q->tx_bytes, bytes);
+    aioixy_counter_add(&q->tx_packets, n);
+    aioixy_counter_add(&q->tx_bytes, bytes);
     return n;
 }
 

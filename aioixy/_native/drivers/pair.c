@@ -61,11 +61,6 @@ struct pair_wire {
 static pthread_mutex_t wires_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pair_wire *wires;
 
-static inline void count_add(_Atomic uint64_t *c, uint64_t v)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
-}
-
 static uint32_t pair_tx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n)
 {
     struct pair_end *e = (struct pair_end *)dev;
@@ -93,14 +88,14 @@ static uint32_t pair_tx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_bu
         unsent_bytes = bytes;
     }
     atomic_store_explicit(busy, 0, memory_order_release);
-    count_add(&c->tx_packets, k);
-    count_add(&c->tx_bytes, bytes - unsent_bytes);
+    aioixy_counter_add(&c->tx_packets, k);
+    aioixy_counter_add(&c->tx_bytes, bytes - unsent_bytes);
     if (k == n)
         return n;
     if (peer_open && e->flow_control)
         return k; /* back-pressure: the poller keeps the rest and retries */
     aioixy_mempool_free_bulk(bufs + k, n - k);
-    count_add(&c->tx_errors, n - k);
+    aioixy_counter_add(&c->tx_errors, n - k);
     return n;
 }
 
@@ -117,8 +112,8 @@ static uint32_t pair_rx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_bu
         uint64_t bytes = 0;
         for (uint32_t i = 0; i < got; i++)
             bytes += bufs[i]->len;
-        count_add(&e->c[q].rx_packets, got);
-        count_add(&e->c[q].rx_bytes, bytes);
+        aioixy_counter_add(&e->c[q].rx_packets, got);
+        aioixy_counter_add(&e->c[q].rx_bytes, bytes);
     }
     return got;
 }

@@ -105,11 +105,6 @@ struct virtio_dev {
     struct aioixy_pkt_buf *scratch[AIOIXY_MAX_BATCH] AIOIXY_CACHE_ALIGNED; /* tx reclaim */
 };
 
-static inline void count_add(_Atomic uint64_t *c, uint64_t v)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
-}
-
 /* The device is another agent reading and writing this memory: accesses to the index and flag
  * words it shares with us go through atomics so the compiler neither tears nor caches them. */
 static inline uint16_t shared_load16(const uint16_t *p)
@@ -224,8 +219,8 @@ static uint32_t virtio_rx(struct aioixy_dev *dev, uint16_t qid, struct aioixy_pk
         bufs[got++] = b;
     }
     if (got) {
-        count_add(&vd->rx.rx_packets, got);
-        count_add(&vd->rx.rx_bytes, bytes);
+        aioixy_counter_add(&vd->rx.rx_packets, got);
+        aioixy_counter_add(&vd->rx.rx_bytes, bytes);
         rx_refill(vd);
     } else if (q->n_free) {
         rx_refill(vd); /* retry after an earlier pool shortage */
@@ -274,8 +269,8 @@ static uint32_t virtio_tx(struct aioixy_dev *dev, uint16_t qid, struct aioixy_pk
     }
     if (i) {
         publish(vd, q);
-        count_add(&vd->tx.tx_packets, i);
-        count_add(&vd->tx.tx_bytes, bytes);
+        aioixy_counter_add(&vd->tx.tx_packets, i);
+        aioixy_counter_add(&vd->tx.tx_bytes, bytes);
     }
     return i;
 }

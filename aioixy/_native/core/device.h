@@ -17,8 +17,14 @@
 #include "dma.h"
 #include "mempool.h"
 
+/* Limits and defaults of the device options. These are the only copies: the port layer, the
+ * drivers and Python's aioixy.config all read them (Python through the cdef). */
 #define AIOIXY_MAX_QUEUES 16
 #define AIOIXY_MAX_BATCH 512
+#define AIOIXY_MAX_DESCS 65536u            /* rx_descs / tx_descs (0 = driver default) */
+#define AIOIXY_MIN_POOL_BUFS 64u           /* a pool smaller than a batch or two is a mistake */
+#define AIOIXY_DEFAULT_POOL_BUFS 4096u
+#define AIOIXY_DEFAULT_LINK_TIMEOUT_MS 10000u
 
 /* Open-time configuration, filled by the port layer from the Python options. */
 struct aioixy_dev_config {
@@ -26,14 +32,15 @@ struct aioixy_dev_config {
     uint16_t tx_queues;        /* >= 1 */
     uint32_t rx_descs;         /* device rx ring size (descriptors); 0 = driver default */
     uint32_t tx_descs;         /* device tx ring size; 0 = driver default */
-    uint32_t pool_bufs;        /* buffers per queue mempool; 0 = default */
-    uint32_t buf_size;         /* buffer size, power of two; 0 = 2048 */
-    uint32_t link_timeout_ms;  /* how long open() waits for link (hardware); 0 = default 10 s */
+    uint32_t pool_bufs;        /* buffers per queue mempool; 0 = AIOIXY_DEFAULT_POOL_BUFS */
+    uint32_t buf_size;         /* buffer size, power of two; 0 = AIOIXY_DEFAULT_BUF_SIZE (a driver
+                                * may raise it to what its hardware needs: see port_info) */
+    uint32_t link_timeout_ms;  /* how long open() waits for link (hardware); 0 = the default */
     bool force;                /* take a NIC even though its interface is up with addresses */
     bool promisc;              /* start in promiscuous mode */
     bool vfio;                 /* prefer VFIO when the device is bound to vfio-pci */
     /* software devices */
-    uint32_t pkt_size;         /* null: generated frame size (60..data room), 0 = 60 */
+    uint32_t pkt_size;         /* null: generated frame size (AIOIXY_FRAME_MIN..data room), 0 = min */
     bool flow_control;         /* pair: a full wire pushes back on the sender instead of dropping */
     /* free-form "key=value,key=value" driver options (e.g. "rate=1000" or model wiring) */
     const char *options;

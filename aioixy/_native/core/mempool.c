@@ -46,12 +46,14 @@ struct aioixy_mempool *aioixy_mempool_create(const struct aioixy_dma_ctx *ctx, u
 {
     if (buf_size == 0)
         buf_size = AIOIXY_DEFAULT_BUF_SIZE;
-    if (buf_size < 512 || buf_size > 65536 || (buf_size & (buf_size - 1))) {
-        aioixy_set_error(AIOIXY_EINVAL, "buffer size %u must be a power of two in 512..65536", buf_size);
+    if (buf_size < AIOIXY_MIN_BUF_SIZE || buf_size > AIOIXY_MAX_BUF_SIZE || (buf_size & (buf_size - 1))) {
+        aioixy_set_error(AIOIXY_EINVAL, "buffer size %u must be a power of two in %u..%u", buf_size,
+                         AIOIXY_MIN_BUF_SIZE, AIOIXY_MAX_BUF_SIZE);
         return NULL;
     }
-    if (num_bufs == 0 || num_bufs > (1u << 22)) {
-        aioixy_set_error(AIOIXY_EINVAL, "pool size %u must be in 1..4194304 buffers", num_bufs);
+    if (num_bufs == 0 || num_bufs > AIOIXY_MAX_POOL_BUFS) {
+        aioixy_set_error(AIOIXY_EINVAL, "pool size %u must be in 1..%u buffers", num_bufs,
+                         AIOIXY_MAX_POOL_BUFS);
         return NULL;
     }
     struct aioixy_mempool *p = aligned_alloc(AIOIXY_CACHE_LINE,

@@ -21,7 +21,11 @@
 #include "dma.h"
 
 #define AIOIXY_PKT_HEADER 64u          /* sizeof(struct aioixy_pkt_buf) */
+/* Buffer sizes are powers of two in MIN..MAX (data room = size - AIOIXY_PKT_HEADER). */
+#define AIOIXY_MIN_BUF_SIZE 512u
+#define AIOIXY_MAX_BUF_SIZE 65536u
 #define AIOIXY_DEFAULT_BUF_SIZE 2048u
+#define AIOIXY_MAX_POOL_BUFS (1u << 22)
 
 struct aioixy_mempool;
 
@@ -36,8 +40,8 @@ struct aioixy_pkt_buf {
 };
 _Static_assert(sizeof(struct aioixy_pkt_buf) == AIOIXY_PKT_HEADER, "pkt_buf header must be 64 B");
 
-/* Create a pool of `num_bufs` buffers of `buf_size` bytes (power of two, 512..65536, and at
- * most the hugepage size) in memory from `ctx`. Returns NULL with the error set. */
+/* Create a pool of 1..AIOIXY_MAX_POOL_BUFS buffers of `buf_size` bytes (power of two,
+ * AIOIXY_MIN_BUF_SIZE..AIOIXY_MAX_BUF_SIZE, 0 = the default) in memory from `ctx`. Returns NULL with the error set. */
 struct aioixy_mempool *aioixy_mempool_create(const struct aioixy_dma_ctx *ctx, uint32_t num_bufs,
                                              uint32_t buf_size);
 /* Drop the owner's reference (see Lifetime above). */

@@ -33,7 +33,7 @@ struct port_queue {
     /* written by the poller only; read by stats from any thread */
     struct {
         _Atomic uint64_t rx_packets, rx_bytes, rx_dropped;
-        _Atomic uint64_t tx_packets, tx_bytes, tx_dropped;
+        _Atomic uint64_t tx_packets, tx_bytes;
         _Atomic uint64_t wakeups, rx_batches, tx_batches, idle_sleeps;
         _Atomic uint32_t tx_pending;
     } st AIOIXY_CACHE_ALIGNED;
@@ -70,14 +70,15 @@ void aioixy_port_config_defaults(struct aioixy_port_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->dev.rx_queues = 1;
     cfg->dev.tx_queues = 1;
-    cfg->batch_size = 64;
-    cfg->rx_ring_size = 1024;
-    cfg->tx_ring_size = 1024;
+    cfg->dev.link_timeout_ms = AIOIXY_DEFAULT_LINK_TIMEOUT_MS;
+    cfg->batch_size = AIOIXY_DEFAULT_BATCH;
+    cfg->rx_ring_size = AIOIXY_DEFAULT_RING_SIZE;
+    cfg->tx_ring_size = AIOIXY_DEFAULT_RING_SIZE;
     cfg->overflow = AIOIXY_OVERFLOW_DROP;
-    cfg->idle_spin = 64;
-    cfg->idle_pause = 256;
-    cfg->idle_sleep_min_us = 10;
-    cfg->idle_sleep_max_us = 500;
+    cfg->idle_spin = AIOIXY_DEFAULT_IDLE_SPIN;
+    cfg->idle_pause = AIOIXY_DEFAULT_IDLE_PAUSE;
+    cfg->idle_sleep_min_us = AIOIXY_DEFAULT_IDLE_SLEEP_MIN_US;
+    cfg->idle_sleep_max_us = AIOIXY_DEFAULT_IDLE_SLEEP_MAX_US;
     for (int i = 0; i < AIOIXY_MAX_QUEUES; i++)
         cfg->cpus[i] = -1;
     cfg->rx_enabled = true;
@@ -255,9 +256,9 @@ static int check_config(const struct aioixy_port_config *cfg)
     uint32_t rings[2] = {cfg->rx_ring_size, cfg->tx_ring_size};
     const char *names[2] = {"rx_ring_size", "tx_ring_size"};
     for (int i = 0; i < 2; i++)
-        if (rings[i] < 2 || rings[i] > (1u << 20) || (rings[i] & (rings[i] - 1)))
-            return aioixy_set_error(AIOIXY_EINVAL, "%s=%u: must be a power of two in 2..1048576",
-                                    names[i], rings[i]);
+        if (rings[i] < AIOIXY_MIN_RING_SIZE || rings[i] > AIOIXY_MAX_RING_SIZE || (rings[i] & (rings[i] - 1)))
+            return aioixy_set_error(AIOIXY_EINVAL, "%s=%u: must be a power of two in %u..%u",
+                                    names[i], rings[i], AIOIXY_MIN_RING_SIZE, AIOIXY_MAX_RING_SIZE);
     if (cfg->overflow != AIOIXY_OVERFLOW_DROP && cfg->overflow != AIOIXY_OVERFLOW_PAUSE)
         return aioixy_set_error(AIOIXY_EINVAL, "overflow=%d: must be drop or pause", cfg->overflow);
     if (cfg->idle_sleep_max_us && cfg->idle_sleep_min_us > cfg->idle_sleep_max_us)
@@ -438,6 +439,30 @@ void aioixy_port_close(struct aioixy_port *port)
 uint16_t aioixy_port_num_queues(const struct aioixy_port *port) { return port->nq; }
 struct aioixy_dev *aioixy_port_dev(struct aioixy_port *port) { return port->dev; }
 
+void aioixy_port_info(struct aioixy_port *port, struct aioixy_port_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&port->ctl_lock); /* promisc changes under it */
+    const struct aioixy_dev *dev = port->dev;
+    snprintf(out->name, sizeof(out->name), "%s", dev->name);
+    snprintf(out->driver, sizeof(out->driver), "%s", dev->driver);
+    memcpy(out->mac, dev->mac, sizeof(out->mac));
+    out->promisc = dev->promisc;
+    out->rx_queues = dev->num_rx_queues;
+    out->tx_queues = dev->num_tx_queues;
+    out->num_queues = port->nq;
+    if (dev->num_pools) {
+        /* every queue's pool is created from the same (possibly driver-raised) config */
+        out->buf_size = aioixy_mempool_buf_size(dev->pools[0]);
+        out->data_room = aioixy_mempool_data_room(dev->pools[0]);
+        out->pool_size = aioixy_mempool_size(dev->pools[0]);
+    }
+    /* no driver states tx length limits of its own yet: anything from empty to a full buffer */
+    out->min_tx_len = 0;
+    out->max_tx_len = out->data_room;
+    pthread_mutex_unlock(&port->ctl_lock);
+}
+
 uint32_t aioixy_rx_dequeue(struct aioixy_port *port, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n)
 {
     struct port_queue *pq = port->q[q];
@@ -505,7 +530,6 @@ void aioixy_queue_stats(struct aioixy_port *port, uint16_t q, struct aioixy_queu
     out->rx_dropped = LD(rx_dropped);
     out->tx_packets = LD(tx_packets);
     out->tx_bytes = LD(tx_bytes);
-    out->tx_dropped = LD(tx_dropped);
     out->wakeups = LD(wakeups);
     out->rx_batches = LD(rx_batches);
     out->tx_batches = LD(tx_batches);

@@ -29,6 +29,17 @@
 
 enum aioixy_overflow { AIOIXY_OVERFLOW_DROP = 0, AIOIXY_OVERFLOW_PAUSE = 1 };
 
+/* Defaults and limits of the port options (aioixy_port_config_defaults sets the defaults;
+ * Python's aioixy.config reads the same macros through the cdef). */
+#define AIOIXY_DEFAULT_BATCH 64u
+#define AIOIXY_DEFAULT_RING_SIZE 1024u
+#define AIOIXY_MIN_RING_SIZE 2u
+#define AIOIXY_MAX_RING_SIZE (1u << 20)
+#define AIOIXY_DEFAULT_IDLE_SPIN 64u
+#define AIOIXY_DEFAULT_IDLE_PAUSE 256u
+#define AIOIXY_DEFAULT_IDLE_SLEEP_MIN_US 10u
+#define AIOIXY_DEFAULT_IDLE_SLEEP_MAX_US 500u
+
 struct aioixy_port_config {
     struct aioixy_dev_config dev;
     uint32_t batch_size;        /* packets per device call, 1..AIOIXY_MAX_BATCH */
@@ -49,7 +60,6 @@ struct aioixy_queue_stats {
     uint64_t rx_packets, rx_bytes;   /* delivered into rx_ring */
     uint64_t rx_dropped;             /* pulled from the device but rx_ring was full */
     uint64_t tx_packets, tx_bytes;   /* accepted by the device */
-    uint64_t tx_dropped;             /* refused for good (e.g. link down on a software wire) */
     uint64_t wakeups;                /* eventfd writes */
     uint64_t rx_batches, tx_batches; /* non-empty device calls */
     uint64_t idle_sleeps;            /* nanosleeps taken while idle */
@@ -68,6 +78,22 @@ void aioixy_port_close(struct aioixy_port *port);
 
 uint16_t aioixy_port_num_queues(const struct aioixy_port *port); /* max(rx, tx) */
 struct aioixy_dev *aioixy_port_dev(struct aioixy_port *port);
+
+/* What the driver really set up, which may differ from what was asked (ixgbe raises the buffer
+ * size to the 4 KiB its receive descriptors need). The one way Python learns it. */
+struct aioixy_port_info {
+    char name[96];            /* what the port was opened with */
+    char driver[16];
+    uint8_t mac[6];
+    bool promisc;
+    uint16_t rx_queues, tx_queues;
+    uint16_t num_queues;      /* max(rx, tx): one poller and one mempool per queue index */
+    uint32_t buf_size;        /* bytes per buffer, header included */
+    uint32_t data_room;       /* packet bytes a buffer holds: the largest alloc / Packet.length */
+    uint32_t pool_size;       /* buffers per queue mempool */
+    uint32_t min_tx_len, max_tx_len; /* frame lengths the device transmits */
+};
+void aioixy_port_info(struct aioixy_port *port, struct aioixy_port_info *out);
 
 /* Python side, event-loop thread only (one consumer / producer per queue). */
 uint32_t aioixy_rx_dequeue(struct aioixy_port *port, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n);
@@ -90,7 +116,7 @@ int aioixy_port_set_promisc(struct aioixy_port *port, bool on);
 uint32_t aioixy_port_alloc(struct aioixy_port *port, uint16_t q, struct aioixy_pkt_buf **bufs,
                            uint32_t n, uint32_t len);
 
-/* Set the defaults into *cfg (batch 64, rings 1024, idle 64 spins / 256 pauses / 10..500 us). */
+/* Set the AIOIXY_DEFAULT_* values above into *cfg (no CPU pinning, rx enabled). */
 void aioixy_port_config_defaults(struct aioixy_port_config *cfg);
 
 #endif

@@ -106,8 +106,15 @@ static int validate(const struct aioixy_dev_config *cfg)
         return aioixy_set_error(AIOIXY_EINVAL, "tx_queues=%u: must be 1..%d", cfg->tx_queues,
                                 AIOIXY_MAX_QUEUES);
     uint32_t bs = cfg->buf_size ? cfg->buf_size : AIOIXY_DEFAULT_BUF_SIZE;
-    if (bs < 512 || bs > 65536 || (bs & (bs - 1)))
-        return aioixy_set_error(AIOIXY_EINVAL, "buf_size=%u: must be a power of two in 512..65536", bs);
+    if (bs < AIOIXY_MIN_BUF_SIZE || bs > AIOIXY_MAX_BUF_SIZE || (bs & (bs - 1)))
+        return aioixy_set_error(AIOIXY_EINVAL, "buf_size=%u: must be a power of two in %u..%u", bs,
+                                AIOIXY_MIN_BUF_SIZE, AIOIXY_MAX_BUF_SIZE);
+    if (cfg->pool_bufs && (cfg->pool_bufs < AIOIXY_MIN_POOL_BUFS || cfg->pool_bufs > AIOIXY_MAX_POOL_BUFS))
+        return aioixy_set_error(AIOIXY_EINVAL, "pool_size=%u: must be %u..%u buffers", cfg->pool_bufs,
+                                AIOIXY_MIN_POOL_BUFS, AIOIXY_MAX_POOL_BUFS);
+    if (cfg->rx_descs > AIOIXY_MAX_DESCS || cfg->tx_descs > AIOIXY_MAX_DESCS)
+        return aioixy_set_error(AIOIXY_EINVAL, "rx_descs=%u, tx_descs=%u: must be at most %u",
+                                cfg->rx_descs, cfg->tx_descs, AIOIXY_MAX_DESCS);
     return 0;
 }
 
@@ -159,7 +166,7 @@ int aioixy_dev_open(const char *name, const struct aioixy_dev_config *cfg, struc
 int aioixy_dev_create_pools(struct aioixy_dev *dev, const struct aioixy_dev_config *cfg)
 {
     uint16_t n = cfg->rx_queues > cfg->tx_queues ? cfg->rx_queues : cfg->tx_queues;
-    uint32_t bufs = cfg->pool_bufs ? cfg->pool_bufs : 4096;
+    uint32_t bufs = cfg->pool_bufs ? cfg->pool_bufs : AIOIXY_DEFAULT_POOL_BUFS;
     for (uint16_t q = 0; q < n; q++) {
         dev->pools[q] = aioixy_mempool_create(&dev->dma, bufs, cfg->buf_size);
         if (!dev->pools[q]) {

@@ -1,4 +1,8 @@
-"""Port configuration: validated attrs classes and their translation to the native struct."""
+"""Port configuration: validated attrs classes and their translation to the native struct.
+
+Every limit and default is the native core's own (the AIOIXY_* macros of core/device.h,
+mempool.h, port.h and frames.h, read through the extension), so Python and C cannot disagree.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,12 @@ from typing import Literal
 
 import attrs
 
-from aioixy._ffi import lib as _lib
+from aioixy._ffi import lib
 from aioixy.errors import InvalidOption
 
-MAX_QUEUES = 16
-#: most packets in one native burst or one rx hand-over (one source of truth: device.h)
-MAX_BATCH: int = _lib.AIOIXY_MAX_BATCH
+MAX_QUEUES: int = lib.AIOIXY_MAX_QUEUES
+#: most packets in one native burst or one rx hand-over
+MAX_BATCH: int = lib.AIOIXY_MAX_BATCH
 
 
 def _power_of_two(lo: int, hi: int):
@@ -42,10 +46,13 @@ class IdlePolicy:
     as ixy and DPDK do). Any packet resets it to busy polling.
     """
 
-    spin: int = attrs.field(default=64, validator=_int_range(0, 1 << 30))
-    pause: int = attrs.field(default=256, validator=_int_range(0, 1 << 30))
-    sleep_min_us: int = attrs.field(default=10, validator=_int_range(1, 1_000_000))
-    sleep_max_us: int = attrs.field(default=500, validator=_int_range(0, 1_000_000))
+    spin: int = attrs.field(default=lib.AIOIXY_DEFAULT_IDLE_SPIN, validator=_int_range(0, 1 << 30))
+    pause: int = attrs.field(default=lib.AIOIXY_DEFAULT_IDLE_PAUSE,
+                             validator=_int_range(0, 1 << 30))
+    sleep_min_us: int = attrs.field(default=lib.AIOIXY_DEFAULT_IDLE_SLEEP_MIN_US,
+                                    validator=_int_range(1, 1_000_000))
+    sleep_max_us: int = attrs.field(default=lib.AIOIXY_DEFAULT_IDLE_SLEEP_MAX_US,
+                                    validator=_int_range(0, 1_000_000))
 
     @classmethod
     def busy(cls) -> IdlePolicy:
@@ -72,7 +79,8 @@ class PortConfig:
     """Everything ``aioixy.open`` accepts; see docs/api.md for each option."""
 
     device: str = attrs.field(default="null")
-    batch_size: int = attrs.field(default=64, validator=_int_range(1, MAX_BATCH))
+    batch_size: int = attrs.field(default=lib.AIOIXY_DEFAULT_BATCH,
+                                  validator=_int_range(1, MAX_BATCH))
     #: the most packets one ``async for batch in port.rx()`` step hands over: under load the
     #: stream takes several native bursts at once (whatever the ring holds, up to this), so the
     #: event loop's per-wake-up cost is paid per hundreds of packets; when light it returns at
@@ -80,20 +88,28 @@ class PortConfig:
     rx_burst_max: int = attrs.field(default=0, validator=_int_range(0, MAX_BATCH))
     rx_queues: int = attrs.field(default=1, validator=_int_range(1, MAX_QUEUES))
     tx_queues: int = attrs.field(default=1, validator=_int_range(1, MAX_QUEUES))
-    ring_size: int = attrs.field(default=1024, validator=_power_of_two(2, 1 << 20))
-    pool_size: int = attrs.field(default=4096, validator=_int_range(64, 1 << 22))
-    buf_size: int = attrs.field(default=2048, validator=_power_of_two(512, 65536))
-    rx_descs: int = attrs.field(default=0, validator=_int_range(0, 1 << 16))
-    tx_descs: int = attrs.field(default=0, validator=_int_range(0, 1 << 16))
+    ring_size: int = attrs.field(default=lib.AIOIXY_DEFAULT_RING_SIZE,
+                                 validator=_power_of_two(lib.AIOIXY_MIN_RING_SIZE,
+                                                         lib.AIOIXY_MAX_RING_SIZE))
+    pool_size: int = attrs.field(default=lib.AIOIXY_DEFAULT_POOL_BUFS,
+                                 validator=_int_range(lib.AIOIXY_MIN_POOL_BUFS,
+                                                      lib.AIOIXY_MAX_POOL_BUFS))
+    #: what is asked for: a driver may raise it (``Port.info`` says what it set up)
+    buf_size: int = attrs.field(default=lib.AIOIXY_DEFAULT_BUF_SIZE,
+                                validator=_power_of_two(lib.AIOIXY_MIN_BUF_SIZE,
+                                                        lib.AIOIXY_MAX_BUF_SIZE))
+    rx_descs: int = attrs.field(default=0, validator=_int_range(0, lib.AIOIXY_MAX_DESCS))
+    tx_descs: int = attrs.field(default=0, validator=_int_range(0, lib.AIOIXY_MAX_DESCS))
     overflow: Literal["drop", "pause"] = attrs.field(default="drop")
     idle: IdlePolicy = attrs.field(factory=IdlePolicy)
     cpu: tuple[int, ...] | None = attrs.field(default=None, converter=_cpus)
     promisc: bool = False
     force: bool = False
     vfio: bool = True
-    pkt_size: int = attrs.field(default=60, validator=_int_range(60, 65536 - 64))
+    pkt_size: int = attrs.field(default=lib.AIOIXY_FRAME_MIN, validator=_int_range(
+        lib.AIOIXY_FRAME_MIN, lib.AIOIXY_MAX_BUF_SIZE - lib.AIOIXY_PKT_HEADER))
     flow_control: bool = False
-    link_timeout: float = attrs.field(default=10.0)
+    link_timeout: float = attrs.field(default=lib.AIOIXY_DEFAULT_LINK_TIMEOUT_MS / 1000)
     rx: bool = True
     options: str = ""
 
@@ -154,7 +170,8 @@ class PortConfig:
         c.batch_size = self.batch_size
         c.rx_ring_size = self.ring_size
         c.tx_ring_size = self.ring_size
-        c.overflow = 0 if self.overflow == "drop" else 1
+        c.overflow = (lib.AIOIXY_OVERFLOW_DROP if self.overflow == "drop"
+                      else lib.AIOIXY_OVERFLOW_PAUSE)
         c.idle_spin = self.idle.spin
         c.idle_pause = self.idle.pause
         c.idle_sleep_min_us = self.idle.sleep_min_us

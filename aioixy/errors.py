@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from aioixy._ffi import ffi, lib
+
 
 class AioixyError(Exception):
     """Base class of every aioixy error."""
@@ -55,23 +57,22 @@ class PortClosed(AioixyError):
     """The port is closed."""
 
 
+#: The class of each native error code (enum aioixy_err in core/common.h; numbers from there).
 _BY_CODE: dict[int, type[AioixyError]] = {
-    1: InvalidOption,
-    2: DeviceNotFound,
-    3: DeviceBusy,
-    4: NoHugepages,
-    5: NotPermitted,
-    6: OutOfMemory,
-    7: DeviceIOError,
-    8: DeviceTimeout,
-    9: DeviceError,
+    lib.AIOIXY_EINVAL: InvalidOption,
+    lib.AIOIXY_ENODEV: DeviceNotFound,
+    lib.AIOIXY_EBUSY: DeviceBusy,
+    lib.AIOIXY_ENOHUGE: NoHugepages,
+    lib.AIOIXY_EPERM: NotPermitted,
+    lib.AIOIXY_ENOMEM: OutOfMemory,
+    lib.AIOIXY_EIO: DeviceIOError,
+    lib.AIOIXY_ETIMEDOUT: DeviceTimeout,
+    lib.AIOIXY_EDEVICE: DeviceError,
 }
 
 
 def from_native(rc: int) -> AioixyError:
     """The exception for a negative AIOIXY_E* return code, with the native message."""
-    from aioixy._ffi import ffi, lib
-
     message = ffi.string(lib.aioixy_last_error()).decode(errors="replace")
     cls = _BY_CODE.get(-rc, AioixyError)
     return cls(message or f"native error {rc}")

@@ -11,6 +11,8 @@ from aioixy import errors
 from aioixy._ffi import ffi, lib
 from aioixy.config import PortConfig
 from aioixy.errors import InvalidOption, PoolExhausted, PortClosed
+from aioixy.frames import MIN_FRAME
+from aioixy.info import PortInfo, port_info
 from aioixy.packet import Packet, PacketBatch
 from aioixy.stats import DeviceStats, LinkStatus, PortStats, QueueStats
 from aioixy.wakeup import QueueWaiter, wait_any
@@ -38,13 +40,15 @@ class Port:
         self._p = native
         self.config = config
         self._loop = loop
-        dev = lib.aioixy_port_dev(native)
-        self.name: str = ffi.string(dev.name).decode()
-        self.driver: str = ffi.string(dev.driver).decode()
-        self.rx_queues: int = dev.num_rx_queues
-        self.tx_queues: int = dev.num_tx_queues
-        self.mac: str = ":".join(f"{b:02x}" for b in dev.mac)
-        self._nq = lib.aioixy_port_num_queues(native)
+        info = port_info(native)
+        #: what the driver set up (see :class:`aioixy.info.PortInfo`); ``promisc`` as at open
+        self.info: PortInfo = info
+        self.name: str = info.name
+        self.driver: str = info.driver
+        self.rx_queues: int = info.rx_queues
+        self.tx_queues: int = info.tx_queues
+        self.mac: str = info.mac
+        self._nq = info.num_queues
         self._waiters = [QueueWaiter(loop, native, q) for q in range(self._nq)]
         self._closed = False
         self._thread = threading.get_ident()
@@ -167,13 +171,13 @@ class Port:
             commit(k)
         return k
 
-    def alloc(self, count: int, size: int = 60, queue: int = 0) -> PacketBatch:
+    def alloc(self, count: int, size: int = MIN_FRAME, queue: int = 0) -> PacketBatch:
         """`count` fresh zeroed packets of `size` bytes from queue `queue`'s mempool."""
         self._check()
         self._check_queue(queue, "pool", self._nq)
         if not isinstance(count, int) or count < 0:
             raise InvalidOption(f"count={count!r}: must be a non-negative integer")
-        room = self.config.buf_size - lib.AIOIXY_PKT_HEADER
+        room = self.info.data_room
         if not isinstance(size, int) or not 0 <= size <= room:
             raise InvalidOption(f"size={size!r}: must be 0..{room} bytes for this port's buffers")
         arr = ffi.new(_BUF_ARRAY, max(count, 1))
@@ -223,7 +227,7 @@ class Port:
     @property
     def promiscuous(self) -> bool:
         self._check()
-        return bool(lib.aioixy_port_dev(self._p).promisc)
+        return port_info(self._p).promisc
 
     def set_promisc(self, on: bool) -> None:
         self._check()

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterable
 import pytest_asyncio
 
 import aioixy
+from aioixy.tools import send_frames
 
 _names = itertools.count()
 
@@ -26,13 +27,7 @@ def _to_bytes(frame: object) -> bytes:
 
 async def inject(port: aioixy.Port, frames: Iterable[object], queue: int = 0) -> int:
     """Send frames (bytes, scapy or dpkt packets) out of `port`; returns how many."""
-    data = [_to_bytes(f) for f in frames]
-    if not data:
-        return 0
-    batch = port.alloc(len(data), size=0, queue=queue)
-    for pkt, raw in zip(batch, data, strict=True):
-        pkt.write(raw)
-    return await port.tx(batch, queue=queue)
+    return await send_frames(port, [_to_bytes(f) for f in frames], queue)
 
 
 async def collect(port: aioixy.Port, count: int, timeout: float = 5.0,

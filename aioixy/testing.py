@@ -1,79 +1,36 @@
 """Traffic with sequence numbers, and the checks every driver is held to.
 
 Used by aioixy's own tests (null, pair, VirtIO in a VM, the 82599 model) and available to users
-testing their own network functions. Frames are Ethernet/IPv4/UDP; the UDP payload starts with a
-big-endian u64 sequence number at byte 42 (the same place the ``null`` device puts its own), and
-the rest of the payload is a pattern derived from the sequence number, so a corrupted, truncated
-or swapped byte anywhere is detected.
+testing their own network functions. The frames are those of :mod:`aioixy.frames` (re-exported
+here): a sequence number where the ``null`` device and the 82599 model put theirs, and a payload
+pattern that shows any corrupted, truncated or swapped byte.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import struct
 import time
 from collections.abc import Sequence
 
 import attrs
 
+from aioixy.frames import (
+    BROADCAST,
+    DEFAULT_SRC,
+    MAX_FRAME,
+    MIN_FRAME,
+    SEQ_OFFSET,
+    check_frame,
+    frame_seq,
+    make_frame,
+)
 from aioixy.packet import Packet, PacketBatch
 
-SEQ_OFFSET = 42
-MIN_FRAME = 60
-MAX_FRAME = 1514
-_BROADCAST = b"\xff" * 6
-
-
-def _checksum(data: bytes) -> int:
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
-def _pattern(seq: int, n: int) -> bytes:
-    return _pattern_cached((seq * 31) & 0xFF, n)
-
-
-@functools.lru_cache(maxsize=4096)
-def _pattern_cached(start: int, n: int) -> bytes:
-    base = bytes((start + i) & 0xFF for i in range(256))
-    return (base * (n // 256 + 1))[:n]
-
-
-def make_frame(seq: int, size: int = MIN_FRAME, src: bytes = b"\x02\x00\x00\x00\x00\x01",
-               dst: bytes = _BROADCAST, flow: int = 0) -> bytes:
-    """A valid Ethernet/IPv4/UDP frame of `size` bytes carrying `seq` (and a per-flow port)."""
-    if not MIN_FRAME <= size <= 9000:
-        raise ValueError(f"frame size {size} out of range {MIN_FRAME}..9000")
-    ip_len = size - 14
-    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, ip_len, seq & 0xFFFF, 0, 64, 17, 0,
-                               bytes((198, 18, 0, 1)), bytes((198, 18, 0, 2))))
-    ip[10:12] = struct.pack("!H", _checksum(bytes(ip)))
-    udp = struct.pack("!HHHH", 1024 + (flow & 0x7FFF), 5678, ip_len - 20, 0)
-    payload = struct.pack("!Q", seq) + _pattern(seq, size - SEQ_OFFSET - 8)
-    return dst + src + b"\x08\x00" + bytes(ip) + udp + payload
-
-
-def frame_seq(data: bytes | memoryview) -> int:
-    """The sequence number of a frame built by :func:`make_frame` or the null device."""
-    return struct.unpack_from("!Q", data, SEQ_OFFSET)[0]
-
-
-def check_frame(data: bytes | memoryview, expected_size: int | None = None) -> int:
-    """Verify a :func:`make_frame` frame byte for byte; returns its sequence number."""
-    seq = frame_seq(data)
-    size = len(data)
-    if expected_size is not None and size != expected_size:
-        raise AssertionError(f"seq {seq}: length {size}, expected {expected_size}")
-    ref = make_frame(seq, size, bytes(data[6:12]), bytes(data[0:6]),
-                     struct.unpack_from("!H", data, 34)[0] - 1024)
-    if bytes(data) != ref:
-        diff = next(i for i in range(size) if data[i] != ref[i])
-        raise AssertionError(f"seq {seq}: byte {diff} is {data[diff]:#x}, expected {ref[diff]:#x}")
-    return seq
+__all__ = [
+    "MAX_FRAME", "MIN_FRAME", "SEQ_OFFSET", "SequenceReport", "check_frame", "fill",
+    "frame_seq", "make_frame", "receive_sequence", "send_sequence", "sizes_for", "transfer",
+]
 
 
 def sizes_for(count: int, sizes: Sequence[int] = (60, 64, 128, 333, 512, 1000, 1514)) -> list[int]:
@@ -83,8 +40,8 @@ def sizes_for(count: int, sizes: Sequence[int] = (60, 64, 128, 333, 512, 1000, 1
     return [sizes[(i * step) % n] for i in range(count)]
 
 
-def fill(batch: PacketBatch, first_seq: int, sizes: Sequence[int], src: bytes = b"\x02\0\0\0\0\1",
-         dst: bytes = _BROADCAST) -> None:
+def fill(batch: PacketBatch, first_seq: int, sizes: Sequence[int], src: bytes = DEFAULT_SRC,
+         dst: bytes = BROADCAST) -> None:
     """Write frames first_seq, first_seq+1, ... of the given sizes into an allocated batch."""
     for k, pkt in enumerate(batch):
         size = sizes[k]
@@ -116,7 +73,7 @@ class SequenceReport:
 
 
 async def send_sequence(port, count: int, sizes: Sequence[int] | None = None,
-                        batch: int = 32, queue: int = 0, dst: bytes = _BROADCAST,
+                        batch: int = 32, queue: int = 0, dst: bytes = BROADCAST,
                         window: int | None = None, progress: SequenceReport | None = None) -> int:
     """Send frames 0..count-1 (sizes from `sizes`, default :func:`sizes_for`), awaiting tx.
 

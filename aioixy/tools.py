@@ -10,12 +10,13 @@ import asyncio
 import contextlib
 import math
 import time
+from collections.abc import Sequence
 
 import attrs
 
 import aioixy
+from aioixy.frames import MIN_FRAME, make_frame, set_seq
 from aioixy.pcap import PcapReader, PcapWriter
-from aioixy.testing import make_frame
 
 
 @attrs.define
@@ -107,9 +108,23 @@ def check_rate(rate: float | None) -> float | None:
     return float(rate)
 
 
-async def pktgen(port: aioixy.Port, job: Job, size: int = 60, count: int | None = None,
+async def send_frames(port: aioixy.Port, frames: Sequence[bytes | bytearray | memoryview],
+                      queue: int = 0) -> int:
+    """Copy `frames` into fresh buffers of `port` and send them; returns how many.
+
+    If cancelled before the port took them, the buffers go back to the pool (nothing leaks).
+    """
+    if not frames:
+        return 0
+    with port.alloc(len(frames), size=0, queue=queue) as b:
+        for pkt, frame in zip(b, frames, strict=True):
+            pkt.write(frame)
+        return await port.tx(b, queue=queue)
+
+
+async def pktgen(port: aioixy.Port, job: Job, size: int = MIN_FRAME, count: int | None = None,
                  limiter: RateLimiter | None = None, batch: int = 64) -> None:
-    """Send numbered frames (sequence number at byte 42) until count, or job.stop."""
+    """Send numbered frames (:mod:`aioixy.frames`) until count, or job.stop."""
     limiter = limiter or RateLimiter(None, batch)
     src = bytes.fromhex(port.mac.replace(":", ""))
     template = bytearray(make_frame(0, size, src))
@@ -117,12 +132,12 @@ async def pktgen(port: aioixy.Port, job: Job, size: int = 60, count: int | None 
     while not job.stop.is_set() and (count is None or seq < count):
         want = batch if count is None else min(batch, count - seq)
         n = await limiter.allow(want)
-        with port.alloc(n, size=size) as b:  # released if cancelled before it is sent
-            for pkt in b:
-                template[42:50] = seq.to_bytes(8, "big")
-                pkt.data[:] = template
-                seq += 1
-            await port.tx(b)
+        frames = []
+        for s in range(seq, seq + n):
+            set_seq(template, s)
+            frames.append(bytes(template))
+        await send_frames(port, frames)
+        seq += n
         job.packets += n
         job.bytes += n * size
 
@@ -171,18 +186,16 @@ async def replay(port: aioixy.Port, job: Job, path: str, limiter: RateLimiter | 
     limiter = limiter or RateLimiter(None, batch)
     if frames is None:
         frames, _ = load_pcap(path)
-    room = port.config.buf_size - 64
+    room = port.info.data_room
     for i, frame in enumerate(frames):
         if len(frame) > room:
             raise aioixy.InvalidOption(f"{path}: packet {i + 1} has {len(frame)} bytes, more than "
-                                       f"a {port.config.buf_size}-byte buffer holds")
+                                       f"a buffer of this port holds ({room})")
     pos = 0
     while pos < len(frames) and not job.stop.is_set():
         n = await limiter.allow(min(batch, len(frames) - pos))
-        with port.alloc(n, size=0) as b:
-            for pkt, frame in zip(b, frames[pos:pos + n], strict=True):
-                pkt.write(frame)
-                job.bytes += len(frame)
-            await port.tx(b)
+        chunk = frames[pos:pos + n]
+        await send_frames(port, chunk)
         pos += n
         job.packets += n
+        job.bytes += sum(map(len, chunk))

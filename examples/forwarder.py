@@ -18,7 +18,7 @@ import json
 import sys
 
 import aioixy
-from aioixy.testing import frame_seq
+from aioixy.frames import frame_seq
 
 
 def mac_bytes(port: aioixy.Port) -> bytes:

@@ -21,9 +21,9 @@ import sys
 import time
 
 import aioixy
-from aioixy.testing import make_frame
+from aioixy.frames import SEQ_END, SEQ_OFFSET, make_frame
 
-STAMP = 50  # the timestamp follows make_frame's sequence number (bytes 42..49)
+STAMP = SEQ_END  # the timestamp follows the frame's sequence number
 
 
 async def reflect(port: aioixy.Port) -> None:
@@ -47,7 +47,7 @@ async def probe(port: aioixy.Port, count: int, interval: float) -> tuple[list[fl
             now = time.perf_counter_ns()
             with batch:
                 for pkt in batch:
-                    seq, stamp = struct.unpack_from("!QQ", pkt.data, 42)
+                    seq, stamp = struct.unpack_from("!QQ", pkt.data, SEQ_OFFSET)
                     if seq in rtts or seq >= count:
                         strays += 1
                     else:

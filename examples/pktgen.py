@@ -18,7 +18,7 @@ import sys
 import time
 
 import aioixy
-from aioixy.testing import check_frame, make_frame
+from aioixy.frames import check_frame, make_frame
 from aioixy.tools import RateLimiter
 
 

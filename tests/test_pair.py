@@ -8,6 +8,7 @@ import itertools
 import pytest
 
 import aioixy
+from aioixy.frames import set_seq
 from aioixy.testing import frame_seq, receive_sequence, send_sequence, sizes_for, transfer
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
@@ -95,7 +96,7 @@ async def test_four_queues_map_tx_queue_to_rx_queue():
         for q in range(4):
             batch = a.alloc(10 + q, size=60, queue=q)
             for i, pkt in enumerate(batch):
-                pkt.data[42:50] = (1000 * q + i).to_bytes(8, "big")
+                set_seq(pkt.data, 1000 * q + i)
             await a.tx(batch, queue=q)
         for q in range(4):
             got = []

@@ -17,7 +17,7 @@ import aioixy
 from aioixy import sim
 from aioixy._ffi import ffi, lib
 from aioixy.pytest_plugin import inject
-from aioixy.testing import make_frame, sizes_for, transfer
+from aioixy.testing import frame_seq, make_frame, sizes_for, transfer
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 _ids = itertools.count()
@@ -110,7 +110,7 @@ async def test_rss_spreads_flows_over_4_queues_and_keeps_each_flow_on_one():
                     for pkt in batch:
                         d = pkt.data
                         flow = d[28] << 8 | d[29]  # low half of the source address
-                        seq = struct.unpack_from("!Q", d, 42)[0]
+                        seq = frame_seq(d)
                         seen[flow].add(q)
                         per_queue[q] += 1
                         if seq <= last_seq.get(flow, -1):
@@ -423,7 +423,7 @@ async def test_model_port_cabled_to_the_null_device():
         seqs: list[int] = []
         async for batch in m.rx():
             with batch:
-                seqs.extend(struct.unpack_from("!Q", p.data, 42)[0] for p in batch)
+                seqs.extend(frame_seq(p.data) for p in batch)
             if len(seqs) >= 2000:
                 break
         # null numbers its frames; the model drops what finds no descriptor (counted as

@@ -17,6 +17,7 @@ import sys
 import time
 
 import aioixy
+from aioixy.frames import set_seq
 from aioixy.testing import frame_seq, make_frame, receive_sequence, sizes_for, transfer
 
 A, B = "0000:00:10.0", "0000:00:11.0"
@@ -113,7 +114,7 @@ async def case_blast() -> None:
         while True:
             batch = a.alloc(32)
             for pkt in batch:
-                pkt.data[42:50] = seq.to_bytes(8, "big")
+                set_seq(pkt.data, seq)
                 seq += 1
             await a.tx(batch)
 

@@ -12,10 +12,12 @@ import os
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from aioixy._ffi import lib
 from aioixy.config import MAX_BATCH
 
 # exit codes (documented in `aioixy --help` and docs/user-guide.md; tests/apps/test_cli.py
@@ -37,8 +39,8 @@ exit codes:
   4  a job died mid-run (e.g. a mempool ran dry); the summary names it and the error
 """
 
-#: the largest frame a port's buffer can hold (65536-byte buffers less their header)
-MAX_FRAME = 65536 - 64
+#: the largest frame any port's buffer can hold (the largest buffers less their header)
+MAX_FRAME = lib.AIOIXY_MAX_BUF_SIZE - lib.AIOIXY_PKT_HEADER
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -120,7 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pktgen", help="send numbered packets, optionally at a fixed rate")
     p.add_argument("device")
     p.add_argument("--rate", type=_rate, help="packets per second (default: as fast as possible)")
-    p.add_argument("--size", type=_int_in(60, MAX_FRAME), default=60,
+    p.add_argument("--size", type=_int_in(lib.AIOIXY_FRAME_MIN, MAX_FRAME),
+                   default=lib.AIOIXY_FRAME_MIN,
                    help="frame size in bytes without FCS (default 60, the Ethernet minimum; at "
                         "most what the port's buffers hold)")
     p.add_argument("--count", type=_int_in(0, 2**63), help="stop after this many packets")
@@ -145,76 +148,118 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@attrs.define
+class _Setup:
+    """What a command's setup gets: its arguments and the means to open ports and start tasks."""
+
+    args: argparse.Namespace
+    job: Any
+    stack: contextlib.AsyncExitStack
+    ports: list = attrs.field(factory=list)
+    tasks: list[asyncio.Task] = attrs.field(factory=list)
+    #: called with the control plane once it serves (--http), e.g. to expose pktgen's knobs
+    on_control: Callable[[ControlPlane], None] | None = None
+
+    async def port(self, dev: str, **kw: Any):
+        import aioixy
+
+        a = self.args
+        opts = {"batch_size": a.batch_size, "force": a.force, "options": a.options, **kw}
+        p = await self.stack.enter_async_context(aioixy.open(dev, **opts))
+        self.ports.append(p)
+        return p
+
+    def start(self, coro: Coroutine, name: str) -> None:
+        self.tasks.append(asyncio.create_task(coro, name=name))
+
+
+async def _pktgen(s: _Setup) -> None:
+    from aioixy import tools
+
+    a = s.args
+    p = await s.port(a.device, rx=False)
+    if a.size > p.info.data_room:  # the driver's buffers, which may be larger than asked
+        raise UsageError(f"--size {a.size}: a {p.info.buf_size}-byte buffer holds frames of at "
+                         f"most {p.info.data_room} bytes")
+    lim = tools.RateLimiter(a.rate, a.batch_size)
+    s.start(tools.pktgen(p, s.job, a.size, a.count, lim, a.batch_size), f"pktgen on {p.name}")
+
+    def expose(control: ControlPlane) -> None:
+        from aioixy.control import PktgenControl
+
+        control.pktgen = PktgenControl(lim, s.job, p.name, a.size)
+
+    s.on_control = expose
+
+
+async def _fwd(s: _Setup) -> None:
+    from aioixy import tools
+
+    a, b = await s.port(s.args.device_a), await s.port(s.args.device_b)
+    s.start(tools.forward(a, b, s.job), f"fwd {a.name} -> {b.name}")
+    s.start(tools.forward(b, a, s.job), f"fwd {b.name} -> {a.name}")
+
+
+async def _dump(s: _Setup) -> None:
+    from aioixy import tools
+    from aioixy.pcap import PcapWriter
+
+    a = s.args
+    try:
+        # unbuffered: every write hands the file whole records, so however the process
+        # ends, the capture ends on a record boundary
+        f = s.stack.enter_context(open(a.write, "wb", buffering=0))  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"{a.write}: {exc.strerror or exc}") from None
+    p = await s.port(a.device)
+
+    async def dump() -> None:  # a file that fails (a full disk) ends the job
+        await tools.dump(p, s.job, PcapWriter(f), a.count)
+
+    s.start(dump(), f"dump {p.name} to {a.write}")
+
+
+async def _replay(s: _Setup) -> None:
+    from aioixy import tools
+    from aioixy.pcap import PcapError
+
+    a = s.args
+    try:  # bad input is found before any device is opened
+        frames, cut = tools.load_pcap(a.file)
+    except (OSError, PcapError) as exc:
+        raise UsageError(f"{a.file}: {exc.strerror or exc}" if isinstance(exc, OSError)
+                         else f"{a.file}: {exc}") from None
+    if cut:
+        print(f"aioixy: {a.file}: {cut}; replaying those", file=sys.stderr, flush=True)
+    p = await s.port(a.device, rx=False)
+    lim = tools.RateLimiter(a.rate, a.batch_size)
+    s.start(tools.replay(p, s.job, a.file, lim, a.batch_size, frames=frames),
+            f"replay into {p.name}")
+
+
+#: the long-running jobs: each opens its ports and starts its tasks; _run_job does the rest
+JOBS: dict[str, Callable[[_Setup], Awaitable[None]]] = {
+    "pktgen": _pktgen, "fwd": _fwd, "dump": _dump, "replay": _replay,
+}
+
+
 async def _run_job(args: argparse.Namespace) -> dict:
     import aioixy
     from aioixy import tools
-    from aioixy.pcap import PcapError, PcapWriter
 
-    if args.http:
-        from aioixy.control import PktgenControl
-
-    frames: list[bytes] = []
-    if args.cmd == "replay":  # bad input is found before any device is opened
-        try:
-            frames, cut = tools.load_pcap(args.file)
-        except (OSError, PcapError) as exc:
-            raise UsageError(f"{args.file}: {exc.strerror or exc}" if isinstance(exc, OSError)
-                             else f"{args.file}: {exc}") from None
-        if cut:
-            print(f"aioixy: {args.file}: {cut}; replaying those", file=sys.stderr, flush=True)
-    opts = {"batch_size": args.batch_size, "force": args.force, "options": args.options}
     job = tools.Job(args.cmd)
-    ports: list[aioixy.Port] = []
-    main_tasks: list[asyncio.Task] = []
     _stop_on_signals(job.stop)
-
-    def start(coro, name: str) -> None:
-        main_tasks.append(asyncio.create_task(coro, name=name))
-
     async with contextlib.AsyncExitStack() as stack:
-        async def port(dev: str, **kw) -> aioixy.Port:
-            p = await stack.enter_async_context(aioixy.open(dev, **{**opts, **kw}))
-            ports.append(p)
-            return p
-
-        if args.cmd == "pktgen":
-            p = await port(args.device, rx=False)
-            room = p.config.buf_size - 64
-            if args.size > room:
-                raise UsageError(f"--size {args.size}: a {p.config.buf_size}-byte buffer holds "
-                                 f"frames of at most {room} bytes")
-            lim = tools.RateLimiter(args.rate, args.batch_size)
-            start(tools.pktgen(p, job, args.size, args.count, lim, args.batch_size),
-                  f"pktgen on {p.name}")
-        elif args.cmd == "fwd":
-            a, b = await port(args.device_a), await port(args.device_b)
-            start(tools.forward(a, b, job), f"fwd {a.name} -> {b.name}")
-            start(tools.forward(b, a, job), f"fwd {b.name} -> {a.name}")
-        elif args.cmd == "dump":
-            try:
-                # unbuffered: every write hands the file whole records, so however the process
-                # ends, the capture ends on a record boundary
-                f = stack.enter_context(open(args.write, "wb", buffering=0))  # noqa: SIM115
-            except OSError as exc:
-                raise UsageError(f"{args.write}: {exc.strerror or exc}") from None
-            p = await port(args.device)
-
-            async def dump(p=p, f=f) -> None:  # a file that fails (a full disk) ends the job
-                await tools.dump(p, job, PcapWriter(f), args.count)
-
-            start(dump(), f"dump {p.name} to {args.write}")
-        elif args.cmd == "replay":
-            p = await port(args.device, rx=False)
-            lim = tools.RateLimiter(args.rate, args.batch_size)
-            start(tools.replay(p, job, args.file, lim, args.batch_size, frames=frames),
-                  f"replay into {p.name}")
+        setup = _Setup(args, job, stack)
+        await JOBS[args.cmd](setup)
+        ports, main_tasks = setup.ports, setup.tasks
         if args.http:
             # entered last, so it is shut down first: no request reads a port being closed
             control = await stack.enter_async_context(_control_plane(args.http, args.http_token))
             for p in ports:
                 control.add_port(p)
-            if args.cmd == "pktgen":
-                control.pktgen = PktgenControl(lim, job, ports[0].name, args.size)
+            if setup.on_control:
+                setup.on_control(control)
         job.started = time.monotonic()
         status = asyncio.create_task(_status(job, ports, not args.json))
         stopper = asyncio.create_task(job.stop.wait())
@@ -345,35 +390,26 @@ def exit_code(summary: dict) -> int:
     return EXIT_JOB_DIED if summary.get("dead") else EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    from aioixy import AioixyError, InvalidOption
-
-    if args.cmd == "list":
-        _print_list(args.json)
-        return EXIT_OK
+def _runner(args: argparse.Namespace) -> Callable[[Coroutine], Any]:
     if args.uvloop:
         import uvloop
 
-        run = uvloop.run
-    else:
-        run = asyncio.run
-    try:
-        if args.cmd == "demo":
-            result = run(_demo(args))
-            return EXIT_OK if result.pools_whole and not result.out_of_order \
-                else EXIT_POOLS_NOT_WHOLE
-        summary = run(_run_job(args))
-    except (InvalidOption, UsageError) as exc:
-        print(f"aioixy: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ImportError as exc:
-        # --http without the http extra installed
-        print(f"aioixy: {exc} (pip install 'aioixy[http]')", file=sys.stderr)
-        return EXIT_USAGE
-    except (AioixyError, OSError) as exc:  # the device; an HTTP address in use
-        print(f"aioixy: {exc}", file=sys.stderr)
-        return EXIT_DEVICE
+        return uvloop.run
+    return asyncio.run
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    _print_list(args.json)
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    result = _runner(args)(_demo(args))
+    return EXIT_OK if result.pools_whole and not result.out_of_order else EXIT_POOLS_NOT_WHOLE
+
+
+def _cmd_job(args: argparse.Namespace) -> int:
+    summary = _runner(args)(_run_job(args))
     if args.json:
         print(json.dumps(summary))
     else:
@@ -386,6 +422,30 @@ def main(argv: list[str] | None = None) -> int:
     for d in summary["dead"]:
         print(f"aioixy: {d['task']} died: {d['error']}", file=sys.stderr)
     return exit_code(summary)
+
+
+#: every subcommand: what runs it, returning the exit code
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "list": _cmd_list, "demo": _cmd_demo, **dict.fromkeys(JOBS, _cmd_job),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from aioixy import AioixyError, InvalidOption
+
+    try:
+        return COMMANDS[args.cmd](args)
+    except (InvalidOption, UsageError) as exc:
+        print(f"aioixy: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ImportError as exc:
+        # --http without the http extra installed
+        print(f"aioixy: {exc} (pip install 'aioixy[http]')", file=sys.stderr)
+        return EXIT_USAGE
+    except (AioixyError, OSError) as exc:  # the device; an HTTP address in use
+        print(f"aioixy: {exc}", file=sys.stderr)
+        return EXIT_DEVICE
 
 
 if __name__ == "__main__":

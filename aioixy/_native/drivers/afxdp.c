@@ -92,11 +92,6 @@ struct xdp_dev {
     struct xq *q[AIOIXY_MAX_QUEUES];
 };
 
-static inline void st_add(_Atomic uint64_t *c, uint64_t v)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
-}
-
 static inline struct xdp_dev *X(struct aioixy_dev *d) { return (struct xdp_dev *)d; }
 
 static inline uint32_t buf_index(const struct xq *q, const struct aioixy_pkt_buf *b)
@@ -189,7 +184,7 @@ static void refill(struct xq *q)
     atomic_store_explicit(q->fill.producer, prod, memory_order_release);
     if (needs_wakeup(&q->fill)) {
         recvfrom(q->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
-        st_add(&q->st.fill_kicks, 1);
+        aioixy_counter_add(&q->st.fill_kicks, 1);
     }
 }
 
@@ -223,8 +218,8 @@ static uint32_t xdp_rx_batch(struct aioixy_dev *dev, uint16_t qi, struct aioixy_
     if (avail) {
         q->rx.cached_cons = cons + avail;
         atomic_store_explicit(q->rx.consumer, cons + avail, memory_order_release);
-        st_add(&q->st.rx_packets, avail);
-        st_add(&q->st.rx_bytes, bytes);
+        aioixy_counter_add(&q->st.rx_packets, avail);
+        aioixy_counter_add(&q->st.rx_bytes, bytes);
     }
     refill(q);
     return avail;
@@ -256,15 +251,15 @@ static void reclaim(struct xq *q)
     }
     q->comp.cached_cons = cons;
     atomic_store_explicit(q->comp.consumer, cons, memory_order_release);
-    st_add(&q->st.tx_packets, total);
-    st_add(&q->st.tx_bytes, bytes);
+    aioixy_counter_add(&q->st.tx_packets, total);
+    aioixy_counter_add(&q->st.tx_bytes, bytes);
 }
 
 static void kick_tx(struct xq *q)
 {
     /* EAGAIN/EBUSY/ENOBUFS: the kernel is still working on the ring; the next round kicks again */
     sendto(q->fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
-    st_add(&q->st.tx_kicks, 1);
+    aioixy_counter_add(&q->st.tx_kicks, 1);
 }
 
 static uint32_t xdp_tx_batch(struct aioixy_dev *dev, uint16_t qi, struct aioixy_pkt_buf **bufs, uint32_t n)
@@ -306,7 +301,7 @@ static uint32_t xdp_tx_batch(struct aioixy_dev *dev, uint16_t qi, struct aioixy_
     if (ndrop)
         aioixy_mempool_free_bulk(drop, ndrop);
     if (bad_len)
-        st_add(&q->st.tx_too_long, bad_len);
+        aioixy_counter_add(&q->st.tx_too_long, bad_len);
     if (posted) {
         q->tx.cached_prod = prod;
         atomic_store_explicit(q->tx.producer, prod, memory_order_release);

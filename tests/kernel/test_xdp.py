@@ -16,7 +16,7 @@ import textwrap
 import pytest
 
 import aioixy
-from aioixy.testing import make_frame, transfer
+from aioixy.testing import frame_seq, make_frame, transfer
 from aioixy.xdp import PROGRAM_NAME, XDP_PASS, VerdictProgram, attached_programs
 from tests.kernel.links import require_root as _require_root
 from tests.kernel.links import run as _run
@@ -83,7 +83,7 @@ async def test_multi_queue_veth_each_queue_gets_its_share():
             async def drain(q: int) -> None:
                 async for batch in pa.rx(q):
                     for p in batch:
-                        got[q].append(int.from_bytes(bytes(p.data[42:50]), "big"))
+                        got[q].append(frame_seq(p.data))
                     batch.release()
                     if len(got[q]) == 20 + q:
                         return

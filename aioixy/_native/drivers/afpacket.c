@@ -88,11 +88,6 @@ struct pkt_dev {
     struct pkt_queue q[AIOIXY_MAX_QUEUES];
 };
 
-static inline void count_add(_Atomic uint64_t *c, uint64_t v)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
-}
-
 /* The ring status words are shared with the kernel in mmap'ed memory: read with acquire (the
  * frame's contents are valid once its status says so), hand back with release. */
 static inline uint32_t status_load(const volatile uint32_t *s)
@@ -196,11 +191,11 @@ static uint32_t pkt_rx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf
             release_block(pq); /* back to the kernel at once, not on the next call */
     }
     if (got) {
-        count_add(&pq->c.rx_packets, got);
-        count_add(&pq->c.rx_bytes, bytes);
+        aioixy_counter_add(&pq->c.rx_packets, got);
+        aioixy_counter_add(&pq->c.rx_bytes, bytes);
     }
     if (bad)
-        count_add(&pq->c.rx_errors, bad);
+        aioixy_counter_add(&pq->c.rx_errors, bad);
     return got;
 }
 
@@ -242,11 +237,11 @@ static uint32_t pkt_tx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf
     if (taken)
         aioixy_mempool_free_bulk(bufs, taken);
     if (queued) {
-        count_add(&pq->c.tx_packets, queued);
-        count_add(&pq->c.tx_bytes, bytes);
+        aioixy_counter_add(&pq->c.tx_packets, queued);
+        aioixy_counter_add(&pq->c.tx_bytes, bytes);
     }
     if (refused)
-        count_add(&pq->c.tx_errors, refused);
+        aioixy_counter_add(&pq->c.tx_errors, refused);
     return taken;
 }
 

@@ -117,7 +117,8 @@ def _parser() -> argparse.ArgumentParser:
                                      epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("list", help="network PCI devices and whether aioixy can (safely) take them")
+    p = sub.add_parser("list", help="network PCI devices and kernel interfaces, and whether "
+                       "aioixy can (safely) take them")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("pktgen", help="send numbered packets, optionally at a fixed rate")
     p.add_argument("device")
@@ -366,11 +367,13 @@ async def _status(job, ports, show: bool) -> None:
 
 
 def _print_list(as_json: bool) -> None:
-    from aioixy.netlist import SOFTWARE, network_devices
+    from aioixy.netlist import SOFTWARE, interfaces, network_devices
 
     nics = network_devices()
+    ifaces = interfaces()
     if as_json:
         print(json.dumps({"pci": [{**attrs.asdict(n), "safe": n.safe} for n in nics],
+                          "interfaces": [{**attrs.asdict(i), "safe": i.safe} for i in ifaces],
                           "software": SOFTWARE}, indent=1))
         return
     print(f"{'address':<14} {'id':<10} {'aioixy':<8} {'kernel':<12} {'interface':<10} state")
@@ -379,6 +382,15 @@ def _print_list(as_json: bool) -> None:
             ("up, no address" if n.up else "down")
         print(f"{n.address:<14} {n.vendor}:{n.device:<5} {n.aioixy_driver or '-':<8} "
               f"{n.kernel_driver or '-':<12} {n.interface or '-':<10} {state}")
+    print(f"\n{'interface':<16} {'backends':<12} {'queues':<7} {'mtu':<6} state")
+    for i in ifaces:
+        state = f"UNSAFE: {', '.join(i.addresses) or 'default route'}" if not i.safe else \
+            ("up, no address" if i.up else "down")
+        if i.master:
+            state += f" (in {i.master})"
+        print(f"{i.name:<16} {','.join(i.backends) or '- (not root)':<12} "
+              f"{i.rx_queues}/{i.tx_queues:<5} {i.mtu:<6} {state}")
+    print()
     for s in SOFTWARE:
         print(f"{s['device']:<40} {s['what']}")
 

@@ -1,9 +1,12 @@
-"""What ``aioixy list`` shows: this machine's network PCI devices, read-only, from sysfs."""
+"""What ``aioixy list`` shows, read-only: this machine's network PCI devices (from sysfs) and its
+kernel network interfaces with the kernel-backed drivers (packet:, xdp:) each one supports."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import socket
 import subprocess
 
 import attrs
@@ -99,4 +102,68 @@ def network_devices(root: str = PCI) -> list[NicInfo]:
         out.append(NicInfo(addr, vendor[2:], device[2:],
                            DRIVERS.get((int(vendor, 16), int(device, 16))), kdrv, ifname, up,
                            _addresses(ifname) if ifname else []))
+    return out
+
+
+AF_XDP = 44  # not in Python's socket module
+
+
+@attrs.frozen
+class InterfaceInfo:
+    """A kernel network interface, as the packet: and xdp: drivers see it."""
+
+    name: str
+    mac: str
+    mtu: int
+    up: bool
+    rx_queues: int
+    tx_queues: int
+    master: str | None
+    addresses: list[str]
+    default_route: bool
+    backends: list[str]
+    refusal: str | None  # why packet:/xdp: would refuse it without force=True (None: it would not)
+
+    @property
+    def safe(self) -> bool:
+        return self.refusal is None
+
+
+def kernel_backends() -> list[str]:
+    """The kernel-backed drivers this process can use on this kernel: ``packet`` needs
+    CAP_NET_RAW; ``xdp`` needs a kernel built with AF_XDP (and the rights to open its socket)."""
+    out = []
+    for name, family in (("packet", socket.AF_PACKET), ("xdp", AF_XDP)):
+        try:
+            socket.socket(family, socket.SOCK_RAW, 0).close()
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EACCES, errno.EAFNOSUPPORT, errno.EINVAL):
+                raise
+            continue
+        out.append(name)
+    return out
+
+
+def interfaces() -> list[InterfaceInfo]:
+    """Every interface of this network namespace except loopback, with the same safety verdict
+    ``aioixy.open("packet:IF")`` would give (computed by the same native check)."""
+    backends = kernel_backends()
+    out = []
+    for _, name in sorted(socket.if_nameindex(), key=lambda t: t[1]):
+        nif = ffi.new("struct aioixy_netif *")
+        if lib.aioixy_netif_lookup(name.encode(), nif) != 0:
+            continue  # gone since the listing, or a name we cannot open
+        flags = _read(f"/sys/class/net/{name}/flags")
+        if name == "lo" or (flags and int(flags, 16) & 0x8):  # IFF_LOOPBACK
+            continue
+        traffic = ffi.new("struct aioixy_netif_traffic *")
+        lib.aioixy_netif_traffic(name.encode(), traffic)
+        rc = lib.aioixy_netif_check_safe(nif, False, b"packet")
+        refusal = ffi.string(lib.aioixy_last_error()).decode() if rc else None
+        master = ffi.string(nif.master).decode() or None
+        out.append(InterfaceInfo(
+            name=name, mac=":".join(f"{b:02x}" for b in nif.mac), mtu=nif.mtu, up=bool(nif.up),
+            rx_queues=nif.rx_queues, tx_queues=nif.tx_queues, master=master,
+            addresses=_addresses(name), default_route=bool(traffic.default_route),
+            backends=list(backends), refusal=refusal))
     return out

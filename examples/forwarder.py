@@ -1,9 +1,10 @@
 """L2 forwarder: everything one port receives goes out of the other, source MAC rewritten.
 
-    python examples/forwarder.py [DEV_A DEV_B] [--duration S] [--json]
+    python examples/forwarder.py [DEV_A DEV_B] [--duration S] [--json] [--promisc]
 
-With two devices it forwards both ways between them until --duration (or Ctrl-C). Without, it
-runs on the built-in devices: null (a line-rate source of numbered frames) -> forwarder ->
+With two devices it forwards both ways between them until --duration (or SIGTERM / Ctrl-C),
+e.g. `packet:veth1 packet:veth2` as a bridge between two network namespaces. Without, it runs
+on the built-in devices: null (a line-rate source of numbered frames) -> forwarder ->
 pair:fwd:a ==wire==> pair:fwd:b, where a checker verifies that every frame arrives in order
 and carries pair:fwd:a's MAC as its source.
 """
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import signal
 import sys
 
 import aioixy
@@ -52,13 +54,14 @@ async def check(port: aioixy.Port, expect_src: bytes, result: dict[str, int]) ->
             result["received"] += len(batch)
 
 
-async def run(devices: list[str], duration: float) -> dict:
+async def run(devices: list[str], duration: float, promisc: bool = False) -> dict:
     counts: dict[str, int] = {}
     result = {"received": 0, "out_of_order": 0, "bad_mac": 0}
     # lossless on the built-in path: the null source pauses and the wire pushes back, so the
     # checker can demand a gapless sequence
     lossless = {"overflow": "pause", "flow_control": True}
-    opts = {} if devices else lossless
+    # a real NIC filters by destination MAC: forwarding what is addressed to others needs promisc
+    opts = {"promisc": promisc} if devices else lossless
     async with contextlib.AsyncExitStack() as stack:
         a, b = [await stack.enter_async_context(aioixy.open(d, **opts))
                 for d in (devices or ["null", "pair:fwd:a"])]
@@ -68,8 +71,15 @@ async def run(devices: list[str], duration: float) -> dict:
         else:
             sink = await stack.enter_async_context(aioixy.open("pair:fwd:b", **lossless))
             tasks.append(asyncio.create_task(check(sink, mac_bytes(b), result)))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*tasks), duration)
+        # SIGTERM / Ctrl-C end the run like --duration does: summary printed, pools checked
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait([*tasks, stopper], timeout=duration,
+                           return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -84,10 +94,12 @@ def main() -> int:
     ap.add_argument("devices", nargs="*", help="two devices (default: the built-in self-test)")
     ap.add_argument("--duration", type=float, default=2.0)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--promisc", action="store_true",
+                    help="receive frames addressed to any MAC (a forwarder between two NICs)")
     args = ap.parse_args()
     if len(args.devices) not in (0, 2):
         ap.error("give two devices, or none for the self-test")
-    summary = asyncio.run(run(args.devices, args.duration))
+    summary = asyncio.run(run(args.devices, args.duration, args.promisc))
     print(json.dumps(summary) if args.json else
           "\n".join(f"{k}: {v}" for k, v in summary.items()))
     ok = summary["pools_whole"] and not summary.get("out_of_order") \

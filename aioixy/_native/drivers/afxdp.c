@@ -23,10 +23,8 @@
  * sendto() to start transmission, recvfrom() when the fill ring needs a kick.
  */
 #include <errno.h>
-#include <ifaddrs.h>
 #include <linux/if_xdp.h>
 #include <net/if.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +36,7 @@
 
 #include "bpf.h"
 #include "device.h"
+#include "netif.h"
 
 #ifndef AF_XDP
 #define AF_XDP 44
@@ -86,8 +85,7 @@ struct xq {
 
 struct xdp_dev {
     struct aioixy_dev dev;
-    char ifname[IF_NAMESIZE];
-    int ifindex;
+    struct aioixy_netif nif;
     struct aioixy_xdp_prog *prog;
     struct xq *q[AIOIXY_MAX_QUEUES];
 };
@@ -373,28 +371,30 @@ static void xdp_stats(struct aioixy_dev *dev, struct aioixy_dev_stats *out)
 
 static void xdp_link_status(struct aioixy_dev *dev, struct aioixy_link *out)
 {
-    char path[96];
-    snprintf(path, sizeof(path), "/sys/class/net/%s/operstate", X(dev)->ifname);
-    char state[32] = "";
-    FILE *f = fopen(path, "r");
-    if (f) {
-        if (!fgets(state, sizeof(state), f))
-            state[0] = 0;
-        fclose(f);
+    aioixy_netif_link(X(dev)->nif.name, out);
+}
+
+/* The poller is about to sleep: give it the socket, which poll() reports readable when the
+ * kernel has put frames on the rx ring (the kernel's wake-up). Not while transmitted frames
+ * wait for completion (completions wake no poll()), and not while the fill ring is empty
+ * because the pool is (Python holds the buffers; nothing could arrive to wake us): then the
+ * timed back-off runs. */
+static int xdp_poll_fd(struct aioixy_dev *dev, uint16_t qi, short *events)
+{
+    struct xq *q = X(dev)->q[qi];
+    reclaim(q);
+    if (q->tx.cached_prod != q->comp.cached_cons) {
+        if (needs_wakeup(&q->tx))
+            kick_tx(q);
+        return -1;
     }
-    out->up = strncmp(state, "up", 2) == 0;
-    out->speed_mbps = 0;
-    if (out->up) {
-        snprintf(path, sizeof(path), "/sys/class/net/%s/speed", X(dev)->ifname);
-        f = fopen(path, "r");
-        long sp = 0;
-        if (f) {
-            if (fscanf(f, "%ld", &sp) != 1)
-                sp = 0;
-            fclose(f);
-        }
-        out->speed_mbps = sp > 0 ? (uint32_t)sp : 0;
+    if (q->receives) {
+        refill(q);
+        if (q->fill.cached_prod == atomic_load_explicit(q->fill.consumer, memory_order_acquire))
+            return -1;
     }
+    *events = q->receives ? POLLIN : 0;
+    return q->fd;
 }
 
 static int set_if_flag(const char *ifname, short flag, bool on)
@@ -420,7 +420,7 @@ static int set_if_flag(const char *ifname, short flag, bool on)
 
 static int xdp_set_promisc(struct aioixy_dev *dev, bool on)
 {
-    return set_if_flag(X(dev)->ifname, IFF_PROMISC, on);
+    return set_if_flag(X(dev)->nif.name, IFF_PROMISC, on);
 }
 
 static void close_queue(struct xq *q)
@@ -473,6 +473,7 @@ static const struct aioixy_dev_ops xdp_ops = {
     .read_stats = xdp_stats,
     .link_status = xdp_link_status,
     .set_promisc = xdp_set_promisc,
+    .poll_fd = xdp_poll_fd,
     .close = xdp_close,
 };
 
@@ -549,7 +550,7 @@ static int open_queue(struct xdp_dev *x, uint16_t i, uint32_t ifq, bool rx, uint
     struct sockaddr_xdp sa;
     memset(&sa, 0, sizeof(sa));
     sa.sxdp_family = AF_XDP;
-    sa.sxdp_ifindex = (uint32_t)x->ifindex;
+    sa.sxdp_ifindex = (uint32_t)x->nif.ifindex;
     sa.sxdp_queue_id = ifq;
     /* no mode flag: the kernel takes zero-copy when the driver offers it, else copies */
     sa.sxdp_flags = XDP_USE_NEED_WAKEUP | (zc_mode > 0 ? XDP_ZEROCOPY : zc_mode < 0 ? XDP_COPY : 0);
@@ -563,12 +564,12 @@ static int open_queue(struct xdp_dev *x, uint16_t i, uint32_t ifq, bool rx, uint
         int e = errno;
         if (e == EOPNOTSUPP && zc_mode > 0)
             return aioixy_set_error(AIOIXY_ENODEV, "%s has no AF_XDP zero-copy support (zero_copy=on)",
-                                    x->ifname);
+                                    x->nif.name);
         if (e == EBUSY)
             return aioixy_set_error(AIOIXY_EBUSY, "queue %u of %s already has an AF_XDP socket", ifq,
-                                    x->ifname);
+                                    x->nif.name);
         return aioixy_set_error(e == EINVAL ? AIOIXY_EINVAL : AIOIXY_EIO,
-                                "binding an AF_XDP socket to %s queue %u failed: %s", x->ifname, ifq,
+                                "binding an AF_XDP socket to %s queue %u failed: %s", x->nif.name, ifq,
                                 strerror(e));
     }
     struct xdp_options opts = {0};
@@ -580,60 +581,17 @@ static int open_queue(struct xdp_dev *x, uint16_t i, uint32_t ifq, bool rx, uint
     return 0;
 }
 
-static int count_queues(const char *ifname, const char *kind)
-{
-    char path[128];
-    int n = 0;
-    for (;; n++) {
-        snprintf(path, sizeof(path), "/sys/class/net/%s/queues/%s-%d", ifname, kind, n);
-        if (access(path, F_OK) != 0)
-            break;
-    }
-    return n;
-}
-
-/* Minimal safety check until the shared netif layer provides it: an interface with an IPv4
- * address or a non-link-local IPv6 address carries the host's traffic. */
-static bool carries_host_traffic(const char *ifname, char *why, size_t len)
-{
-    struct ifaddrs *ifa = NULL;
-    if (getifaddrs(&ifa) != 0)
-        return false;
-    bool busy = false;
-    for (struct ifaddrs *a = ifa; a && !busy; a = a->ifa_next) {
-        if (!a->ifa_addr || strcmp(a->ifa_name, ifname) != 0)
-            continue;
-        if (a->ifa_addr->sa_family == AF_INET) {
-            busy = true;
-        } else if (a->ifa_addr->sa_family == AF_INET6) {
-            const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)a->ifa_addr;
-            busy = !IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr);
-        }
-        if (busy)
-            snprintf(why, len, "it has an IP address");
-    }
-    freeifaddrs(ifa);
-    return busy;
-}
-
-static int read_mac(const char *ifname, uint8_t mac[6])
+static bool read_promisc(const char *ifname)
 {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0)
-        return aioixy_set_error(AIOIXY_EIO, "socket: %s", strerror(errno));
+        return false;
     struct ifreq ifr;
     memset(&ifr, 0, sizeof(ifr));
     snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-    int rc = 0;
-    if (ioctl(s, SIOCGIFHWADDR, &ifr) != 0)
-        rc = aioixy_set_error(AIOIXY_EIO, "%s: SIOCGIFHWADDR: %s", ifname, strerror(errno));
-    else
-        memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
-    ifr.ifr_flags = 0;
-    if (!rc && ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_PROMISC))
-        rc = 1;
+    bool on = ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_PROMISC);
     close(s);
-    return rc;
+    return on;
 }
 
 static int parse_choice(const char *opts, const char *key, const char *const *names, int n, int def)
@@ -656,14 +614,14 @@ static int parse_choice(const char *opts, const char *key, const char *const *na
 static int xdp_open(const char *name, const struct aioixy_dev_config *cfg, struct aioixy_dev **out)
 {
     const char *spec = name + strlen("xdp:");
-    char ifname[IF_NAMESIZE];
+    char ifname[AIOIXY_IFNAMSIZ];
     const char *colon = strchr(spec, ':');
     size_t nlen = colon ? (size_t)(colon - spec) : strlen(spec);
     if (nlen == 0)
         return aioixy_set_error(AIOIXY_ENODEV, "bad device '%s': expected xdp:IFNAME or xdp:IFNAME:QUEUE", name);
-    if (nlen >= IF_NAMESIZE)
-        return aioixy_set_error(AIOIXY_ENODEV, "'%.*s' is not an interface name (at most %d characters)",
-                                (int)nlen, spec, IF_NAMESIZE - 1);
+    if (nlen >= AIOIXY_IFNAMSIZ)
+        return aioixy_set_error(AIOIXY_EINVAL, "'%.*s' is not a network interface name (at most %d characters)",
+                                (int)nlen, spec, AIOIXY_IFNAMSIZ - 1);
     memcpy(ifname, spec, nlen);
     ifname[nlen] = 0;
     long queue = -1;
@@ -685,23 +643,22 @@ static int xdp_open(const char *name, const struct aioixy_dev_config *cfg, struc
     if (mode < 0 || how < 0 || zc < 0)
         return mode < 0 ? mode : how < 0 ? how : zc;
     int zc_mode = zc == 1 ? 1 : zc == 2 ? -1 : 0;
-    int ifindex = (int)if_nametoindex(ifname);
-    if (!ifindex)
-        return aioixy_set_error(AIOIXY_ENODEV, "no network interface named '%s' (in this network namespace)",
-                                ifname);
-    int nrx = count_queues(ifname, "rx"), ntx = count_queues(ifname, "tx");
-    int nifq = nrx > ntx ? nrx : ntx;
+    struct aioixy_netif nif;
+    int rc = aioixy_netif_lookup(ifname, &nif);
+    if (rc)
+        return rc;
+    /* each aioixy queue is an AF_XDP socket on the same-numbered queue of the interface */
     uint16_t nq = cfg->rx_queues > cfg->tx_queues ? cfg->rx_queues : cfg->tx_queues;
     if (queue >= 0 && nq != 1)
         return aioixy_set_error(AIOIXY_EINVAL, "'%s' names one queue; rx_queues/tx_queues must be 1", name);
     uint32_t first = queue >= 0 ? (uint32_t)queue : 0;
-    if (nifq > 0 && first + nq > (uint32_t)nifq)
-        return aioixy_set_error(AIOIXY_EINVAL, "%s has %d queue(s); cannot bind queues %u..%u", ifname,
-                                nifq, first, first + nq - 1);
-    char why[64];
-    if (!cfg->force && carries_host_traffic(ifname, why, sizeof(why)))
-        return aioixy_set_error(AIOIXY_EBUSY, "%s carries this host's traffic (%s); refusing to take it "
-                                "(force=True overrides)", ifname, why);
+    uint32_t nifq = nif.rx_queues > nif.tx_queues ? nif.rx_queues : nif.tx_queues;
+    if (first + nq > nifq)
+        return aioixy_set_error(AIOIXY_EINVAL, "xdp:%s: the interface has %u queue(s); cannot bind "
+                                "queue%s %u%s", ifname, nifq, nq > 1 ? "s" : "", first,
+                                nq > 1 ? " and up" : "");
+    if ((rc = aioixy_netif_check_safe(&nif, cfg->force, "xdp")) != 0)
+        return rc;
     int rxs = ring_size(cfg->rx_descs, "rx_descs"), txs = ring_size(cfg->tx_descs, "tx_descs");
     if (rxs < 0 || txs < 0)
         return rxs < 0 ? rxs : txs;
@@ -720,16 +677,13 @@ static int xdp_open(const char *name, const struct aioixy_dev_config *cfg, struc
     dev->ops = &xdp_ops;
     snprintf(dev->name, sizeof(dev->name), "%s", name);
     snprintf(dev->driver, sizeof(dev->driver), "xdp");
-    snprintf(x->ifname, sizeof(x->ifname), "%s", ifname);
-    x->ifindex = ifindex;
+    x->nif = nif;
     dev->num_rx_queues = cfg->rx_queues;
     dev->num_tx_queues = cfg->tx_queues;
     dev->dma.kind = DMA_ANON; /* the kernel pins the pages itself when the UMEM is registered */
     dev->dma.vfio_container_fd = -1;
-    int rc = read_mac(ifname, dev->mac);
-    if (rc < 0)
-        goto fail;
-    dev->promisc = rc == 1;
+    memcpy(dev->mac, nif.mac, 6);
+    dev->promisc = read_promisc(ifname);
     struct aioixy_dev_config pc = *cfg;
     pc.pool_bufs = pool;
     pc.buf_size = bs;
@@ -737,7 +691,7 @@ static int xdp_open(const char *name, const struct aioixy_dev_config *cfg, struc
         goto fail;
     /* the program first: removing a stale one frees its XSKMAP, and with it the dead process's
      * sockets that would otherwise keep our queues busy */
-    if ((rc = aioixy_xdp_acquire(ifindex, ifname, mode, how, cfg->force, &x->prog)) != 0)
+    if ((rc = aioixy_xdp_acquire(nif.ifindex, ifname, mode, how, cfg->force, &x->prog)) != 0)
         goto fail;
     for (uint16_t i = 0; i < nq; i++)
         if ((rc = open_queue(x, i, first + i, i < cfg->rx_queues, (uint32_t)rxs, (uint32_t)txs, zc_mode)) != 0)

@@ -329,14 +329,17 @@ def _point(value: int | None, kind: str) -> tuple[int, int]:
     return _ANY[kind] if value is None else (value, value)
 
 
-def _intervals(ranges: list[tuple[int, int]], words: int) -> tuple[list[int], list[int]]:
-    """Elementary intervals of the ranges and, per interval, the bitmap of covering rules."""
+def _intervals(ranges: list[tuple[int, int]], words: int,
+               top: int) -> tuple[list[int], list[int]]:
+    """Elementary intervals of the ranges and, per interval, the bitmap of covering rules
+    (bounds past `top`, the largest key the native side produces, are left out: a field no
+    rule narrows is then one interval, found without a search)."""
     starts: dict[int, int] = {}
     ends: dict[int, int] = {}
     for i, (lo, hi) in enumerate(ranges):
         starts[lo] = starts.get(lo, 0) | 1 << i
         ends[hi + 1] = ends.get(hi + 1, 0) | 1 << i
-    bounds = sorted({0, *starts, *ends})
+    bounds = sorted(b for b in {0, *starts, *ends} if b <= top)
     cur = 0
     bitmaps: list[int] = []
     mask64 = (1 << 64) - 1
@@ -344,6 +347,23 @@ def _intervals(ranges: list[tuple[int, int]], words: int) -> tuple[list[int], li
         cur = (cur & ~ends.get(b, 0)) | starts.get(b, 0)
         bitmaps.extend((cur >> (64 * w)) & mask64 for w in range(words))
     return bounds, bitmaps
+
+
+# jump tables: a field's value space (absent value included) in at most 65538 buckets
+_JUMP_MIN_BOUNDS = 16
+_SHIFT = {"eth": 1, "ip": 17, "proto": 0, "port": 1}
+
+
+def _jump(bounds: list[int], shift: int, top: int) -> array:
+    """jump[k] = index of the last bound <= k << shift, for every bucket k up to `top`'s."""
+    nj = (top >> shift) + 2
+    jump = array("I", bytes(4 * nj))
+    for i, b in enumerate(bounds):
+        first = -(-b >> shift)  # buckets whose start is in [bounds[i], bounds[i + 1])
+        end = min(nj, -(-bounds[i + 1] >> shift)) if i + 1 < len(bounds) else nj
+        if first < end:
+            jump[first:end] = array("I", [i]) * (end - first)
+    return jump
 
 
 class Filter:
@@ -371,13 +391,21 @@ class Filter:
         f = ffi.new("struct aioixy_filter *")
         keep = []
         for k in range(lib.AIOIXY_FILTER_FIELDS):
-            bounds, bitmaps = _intervals([r[2][k] for r in rules], words)
+            kind = _FIELD_KINDS[k]
+            bounds, bitmaps = _intervals([r[2][k] for r in rules], words, _ANY[kind][1])
             b = ffi.new("uint64_t[]", bounds)
             m = ffi.new("uint64_t[]", bitmaps)
             keep += [b, m]
-            f.fields[k].nbounds = len(bounds)
-            f.fields[k].bounds = b
-            f.fields[k].bitmaps = m
+            fld = f.fields[k]
+            fld.nbounds = len(bounds)
+            fld.bounds = b
+            fld.bitmaps = m
+            if len(bounds) > _JUMP_MIN_BOUNDS:
+                jump = _jump(bounds, _SHIFT[kind], _ANY[kind][1])
+                keep.append(jump)
+                fld.jump = ffi.from_buffer("uint32_t[]", jump)
+                fld.njump = len(jump)
+                fld.shift = _SHIFT[kind]
         allow = ffi.new("uint8_t[]", [r[1] == "allow" for r in rules] or [0])
         self._hits_c = ffi.new("uint64_t[]", nr + 1)
         self._touched_c = ffi.new("uint32_t[]", nr + 1)

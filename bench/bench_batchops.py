@@ -219,8 +219,11 @@ def write_filter(path: Path) -> None:
                                                                   for i in range(f.nrules))]
     for k in range(6):
         fld = f.fields[k]
-        lines += [str(fld.nbounds), " ".join(map(str, fld.bounds[0:fld.nbounds])),
-                  " ".join(map(str, fld.bitmaps[0:fld.nbounds * f.words]))]
+        nj = fld.njump if fld.jump else 0
+        lines += [f"{fld.nbounds} {nj} {fld.shift}",
+                  " ".join(map(str, fld.bounds[0:fld.nbounds])),
+                  " ".join(map(str, fld.bitmaps[0:fld.nbounds * f.words])),
+                  " ".join(map(str, fld.jump[0:nj])) if nj else ""]
     path.write_text("\n".join(lines) + "\n")
 
 

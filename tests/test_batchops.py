@@ -473,7 +473,7 @@ def random_rule(rng: random.Random, nets: list[str]) -> dict:
     if rng.random() < 0.6:
         spec["proto"] = rng.choice(("udp", "tcp", "icmp", 47))
         if spec["proto"] in ("udp", "tcp") and rng.random() < 0.6:
-            spec["dport"] = rng.choice((53, 80, 443, 5678, rng.randrange(65536)))
+            spec["dport"] = rng.choice((53, 80, 443, 5678, 9, 10, rng.randrange(65536)))
     return spec
 
 
@@ -492,11 +492,20 @@ def classifier_frames(rng: random.Random, n: int) -> list[bytes]:
     return out
 
 
+@pytest.mark.parametrize("jump_min", [16, 0])  # 0: every field searches through jump tables
 @pytest.mark.parametrize("seed", range(10))
-def test_filter_decides_exactly_as_ruleset(pool, seed):
+def test_filter_decides_exactly_as_ruleset(pool, seed, jump_min, monkeypatch):
+    monkeypatch.setattr(batchops, "_JUMP_MIN_BOUNDS", jump_min)
     rng = random.Random(700 + seed)
     nets = ["10.0.0.0/8", "10.0.0.0/24", "10.0.0.7/32", "10.1.0.0/16", "192.168.0.0/16",
             "0.0.0.0/0", "8.8.8.0/24", "10.9.0.1/32"]
+    if seed % 2:  # many distinct prefixes around the addresses the packets use
+        for base in (0x0A000007, 0x0A010009, 0x0A090001, 0xC0A80101, 0x08080808):
+            for _ in range(10):
+                plen = rng.randrange(8, 33)
+                addr = (base ^ rng.getrandbits(40 - plen)) & 0xFFFFFFFF
+                nets.append(f"{addr >> 24}.{addr >> 16 & 255}.{addr >> 8 & 255}."
+                            f"{addr & 255}/{plen}")
     rules = RuleSet(default=rng.choice(("allow", "deny")))
     for _ in range(rng.choice((0, 1, 5, 30, 100, 150))):
         rules.add(random_rule(rng, nets))

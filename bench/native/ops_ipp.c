@@ -5,7 +5,8 @@
  *     ipv4_csum, l4_csum, l4_fix, flow_hash, set_ip_src, classify, split.
  * classify/split read a compiled filter (bench_batchops.py writes it from aioixy.Filter): one
  * line "nrules words default_allow", one of nrules allow flags, then per field a line
- * "nbounds", a line of bounds and a line of nbounds * words bitmap words.
+ * "nbounds njump shift", a line of bounds, a line of nbounds * words bitmap words and a line of
+ * njump jump entries.
  * bench/bench_batchops.py runs it with two ROUNDS values and divides the difference. */
 #include "frames.h"
 #include "mempool.h"
@@ -34,8 +35,8 @@ static struct aioixy_filter *load_filter(const char *path)
         allow[i] = (uint8_t)a;
     }
     for (int k = 0; k < AIOIXY_FILTER_FIELDS; k++) {
-        unsigned nb;
-        if (fscanf(f, "%u", &nb) != 1)
+        unsigned nb, nj, shift;
+        if (fscanf(f, "%u %u %u", &nb, &nj, &shift) != 3)
             return NULL;
         uint64_t *b = calloc(nb, sizeof(*b)), *m = calloc((size_t)nb * words, sizeof(*m));
         for (unsigned i = 0; i < nb; i++)
@@ -44,6 +45,13 @@ static struct aioixy_filter *load_filter(const char *path)
         for (unsigned i = 0; i < nb * words; i++)
             if (fscanf(f, "%lu", &m[i]) != 1)
                 return NULL;
+        uint32_t *j = nj ? calloc(nj, sizeof(*j)) : NULL;
+        for (unsigned i = 0; i < nj; i++)
+            if (fscanf(f, "%u", &j[i]) != 1)
+                return NULL;
+        flt.fields[k].jump = j;
+        flt.fields[k].njump = nj;
+        flt.fields[k].shift = shift;
         flt.fields[k].nbounds = nb;
         flt.fields[k].bounds = b;
         flt.fields[k].bitmaps = m;

@@ -495,17 +495,29 @@ uint32_t aioixy_ops_flow_hash(struct aioixy_pkt_buf *const *bufs, uint32_t n, ui
 
 /* ---- classification ------------------------------------------------------------------------- */
 
-/* Index of the elementary interval holding v: the last i with bounds[i] <= v (bounds[0] = 0). */
+/* Index of the elementary interval holding v: the last i with bounds[i] <= v (bounds[0] = 0).
+ * The jump table narrows the search to one bucket's bounds (usually zero or one). */
 static inline uint32_t interval(const struct aioixy_filter_field *f, uint64_t v)
 {
-    const uint64_t *base = f->bounds;
-    uint32_t len = f->nbounds;
-    while (len > 1) {
-        uint32_t half = len / 2;
-        base = base[half] <= v ? base + half : base;
-        len -= half;
+    const uint64_t *bounds = f->bounds;
+    uint32_t lo = 0, hi = f->nbounds - 1; /* the answer lies in [lo, hi] */
+    if (f->jump) {
+        uint64_t k = v >> f->shift;
+        if (k + 1 < f->njump) {
+            lo = f->jump[k];
+            hi = f->jump[k + 1];
+            if (hi >= f->nbounds || lo > hi) /* a malformed table: search everything */
+                lo = 0, hi = f->nbounds - 1;
+        }
     }
-    return (uint32_t)(base - f->bounds);
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo + 1) / 2;
+        if (bounds[mid] <= v)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
 }
 
 /* Field values as RuleSet.allows() sees a frame: IPv4 means EtherType 0x0800 (no VLAN look-
@@ -542,6 +554,9 @@ int32_t aioixy_ops_classify(struct aioixy_filter *f, struct aioixy_pkt_buf *cons
     if (words == 0 || words > AIOIXY_FILTER_MAX_WORDS || f->nrules > words * 64u ||
         f->ntouched > f->nrules + 1)
         return -AIOIXY_EINVAL;
+    for (int k = 0; k < AIOIXY_FILTER_FIELDS; k++)
+        if (f->fields[k].nbounds == 0)
+            return -AIOIXY_EINVAL;
     int32_t allowed = 0;
     for (uint32_t i = 0; i < n; i++) {
         const struct aioixy_pkt_buf *b = bufs[i];

@@ -123,6 +123,12 @@ struct aioixy_filter_field {
     uint32_t nbounds;          /* >= 1, bounds[0] == 0 */
     const uint64_t *bounds;    /* ascending */
     const uint64_t *bitmaps;   /* nbounds * words */
+    /* Optional (NULL when there are few bounds): jump[k] = the interval holding k << shift, so
+     * a lookup searches only the few bounds between jump[k] and jump[k + 1] instead of all of
+     * them; njump entries, a key whose bucket falls outside falls back to the full search. */
+    const uint32_t *jump;
+    uint32_t njump;
+    uint32_t shift;
 };
 
 struct aioixy_filter {

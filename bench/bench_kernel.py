@@ -78,7 +78,8 @@ class Generator:
 
 # ---- inside the namespace ------------------------------------------------------------------
 
-async def py_rx(device: str, pktloop: Path, seconds: float, batch: int) -> tuple[float, float]:
+async def py_rx(device: str, pktloop: Path, seconds: float,
+                batch: int) -> tuple[float, float, float]:
     import aioixy
 
     async with aioixy.open(device, batch_size=batch) as port:
@@ -103,7 +104,9 @@ async def py_rx(device: str, pktloop: Path, seconds: float, batch: int) -> tuple
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             gen.stop()
-    return (n1 - n0) / (t1 - t0), offered
+        q = port.queue_stats(0)
+        per_batch = q.rx_packets / q.rx_batches if q.rx_batches else 0.0
+    return (n1 - n0) / (t1 - t0), offered, per_batch
 
 
 async def py_tx(device: str, seconds: float, batch: int) -> float:
@@ -184,6 +187,7 @@ def inside(args: argparse.Namespace) -> None:
     missing = {d: available(f"{d}:{A}") for d in ("xdp", "packet")}
     samples: dict[str, list[float]] = {}
     offered: dict[str, list[float]] = {}
+    per_batch: dict[str, list[float]] = {}  # frames per poller rx batch (device -> ring)
 
     def add(key: str, value: float, off: float | None = None) -> None:
         samples.setdefault(key, []).append(value)
@@ -193,8 +197,9 @@ def inside(args: argparse.Namespace) -> None:
     for rep in range(args.reps):
         for kind in ("xdp", "packet"):
             if missing[kind] is None:
-                r, off = asyncio.run(py_rx(f"{kind}:{A}", pktloop, args.seconds, args.batch))
+                r, off, per = asyncio.run(py_rx(f"{kind}:{A}", pktloop, args.seconds, args.batch))
                 add(f"rx.{kind}_py", r, off)
+                per_batch.setdefault(f"rx.{kind}_py", []).append(per)
         r, off = xdp_drop_rx(pktloop, args.seconds, args.batch)
         add("rx.xdp_drop", r, off)
         r, off = c_loop(pktloop, "rx", args.seconds, args.batch)
@@ -206,7 +211,7 @@ def inside(args: argparse.Namespace) -> None:
                     add(f"tx.{kind}_py", rate)
             add("tx.c_sendmmsg", c_loop(pktloop, "tx", args.seconds, args.batch)[0])
         print(f"rep {rep + 1}/{args.reps} done", file=sys.stderr, flush=True)
-    print(json.dumps({"samples": samples, "offered": offered,
+    print(json.dumps({"samples": samples, "offered": offered, "per_batch": per_batch,
                       "missing": {k: v for k, v in missing.items() if v}}))
 
 
@@ -263,6 +268,8 @@ def main() -> None:
         print(f"{k:<16} {med[k] / 1e6:14.3f} {o}  {s}")
     for k, v in ratios.items():
         print(f"{k:<26} {v}")
+    for k, v in data["per_batch"].items():
+        print(f"{k}: {statistics.median(v):.1f} frames per poller rx batch")
     for k, why in data["missing"].items():
         print(f"not measured: {k}: {why}")
     result = {
@@ -272,6 +279,8 @@ def main() -> None:
         "note": "shared 2-core machine with other jobs running; compare ratios, not absolutes",
         "mpps_median": {k: round(v / 1e6, 4) for k, v in med.items()},
         "offered_mpps_median": {k: round(v / 1e6, 4) for k, v in off.items()},
+        "frames_per_rx_batch_median": {k: round(statistics.median(v), 1)
+                                       for k, v in data["per_batch"].items()},
         "samples_pps": data["samples"], "ratios": ratios, "missing": data["missing"],
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

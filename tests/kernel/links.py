@@ -1,16 +1,16 @@
-"""veth pairs for the kernel-port tests: unique names, up, IPv6 off (so the kernel sends nothing on
-them), no addresses; always removed afterwards."""
+"""A veth pair as a context manager, for tests that want one without the ``netlab`` fixture (the
+shared e2e suite, test_xdp.py): a thin wrapper over tests/kernel/netns.py's NetLab (unique names,
+offloads off, IPv6 off on the ends left here, removed afterwards, stale ones swept)."""
 
 from __future__ import annotations
 
 import contextlib
-import itertools
-import os
 import subprocess
 
+from tests.kernel import netns
 from tests.tiers import unavailable
 
-_ids = itertools.count()
+_checked: list[str | None] = []
 
 
 def run(*args: str) -> None:
@@ -18,30 +18,22 @@ def run(*args: str) -> None:
 
 
 def require_root() -> None:
-    if os.geteuid() != 0:
-        unavailable("kernel-port tests need root (veth pairs, BPF, AF_XDP sockets)")
-    try:
-        subprocess.run(["ip", "-V"], capture_output=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        unavailable("kernel-port tests need iproute2's ip")
-
-
-def quiet_up(ifname: str) -> None:
-    run("sysctl", "-qw", f"net.ipv6.conf.{ifname}.disable_ipv6=1")
-    run("ip", "link", "set", ifname, "up")
+    """The kernel tier's prerequisites, checked once per session (fails in CI, see tiers.py)."""
+    if not _checked:
+        _checked.append(netns.missing_prerequisites())
+        if _checked[0] is None:
+            netns.sweep_stale()
+    if _checked[0]:
+        unavailable(_checked[0])
 
 
 @contextlib.contextmanager
 def veth_pair(queues: int = 1):
-    """A fresh veth pair (names unique to this process) in this network namespace."""
+    """A fresh veth pair, both ends up in this network namespace."""
     require_root()
-    n = next(_ids)
-    a, b = f"ax{os.getpid() % 100000}{n}a", f"ax{os.getpid() % 100000}{n}b"
-    q = ["numtxqueues", str(queues), "numrxqueues", str(queues)]
-    run("ip", "link", "add", a, *q, "type", "veth", "peer", "name", b, *q)
+    lab = netns.NetLab()
     try:
-        quiet_up(a)
-        quiet_up(b)
-        yield a, b
+        v = lab.veth(rx_queues=queues)
+        yield v.a, v.b
     finally:
-        subprocess.run(["ip", "link", "del", a], capture_output=True)
+        lab.cleanup()

@@ -193,8 +193,8 @@ async def test_peer_interface_is_never_touched():
 
 
 async def test_foreign_buffers_and_bad_lengths_on_tx():
-    """Packets from another port's pool are copied into the UMEM; empty frames are refused and
-    counted; every buffer comes home."""
+    """Packets from another port's pool are copied into the UMEM; frames the link cannot carry
+    (empty, longer than the MTU allows) are refused and counted; every buffer comes home."""
     with veth_pair() as (a, b):
         async with aioixy.open(f"xdp:{a}") as pa, aioixy.open(f"xdp:{b}") as pb, \
                 aioixy.open("null") as other:
@@ -206,8 +206,12 @@ async def test_foreign_buffers_and_bad_lengths_on_tx():
             for p in empty:
                 p.length = 0
             await pa.tx(empty)
-            await _until(lambda: pb.stats().rx_packets == 8)
-            await _until(lambda: pa.stats().device.extra["tx_dropped_bad_length"] == 2)
+            # longer than MTU 1500 + 14 + a VLAN tag: the veth peer would drop it uncounted
+            await pa.tx(pa.alloc(3, size=1519))
+            await pa.tx(pa.alloc(1, size=1518))  # the longest frame the link carries
+            await _until(lambda: pb.stats().rx_packets == 9)
+            await _until(lambda: pa.stats().device.extra["tx_dropped_bad_length"] == 5)
+            assert pa.stats().device.tx_errors == 5
 
 
 async def test_bad_input():

@@ -78,6 +78,7 @@ struct xq {
     uint8_t *umem;
     size_t umem_len;
     uint32_t buf_size, chunk, nbufs;
+    uint32_t max_frame; /* MTU + Ethernet header + one VLAN tag */
     uint8_t *held;
     struct aioixy_pkt_buf **spare;
     uint32_t nspare;
@@ -274,8 +275,10 @@ static uint32_t xdp_tx_batch(struct aioixy_dev *dev, uint16_t qi, struct aioixy_
     uint32_t accepted = 0;
     for (; accepted < k; accepted++) {
         struct aioixy_pkt_buf *b = bufs[accepted];
-        if (aioixy_unlikely(b->len == 0 || b->len > q->chunk)) {
-            drop[ndrop++] = b; /* the kernel would reject (and never complete) it */
+        if (aioixy_unlikely(b->len < 14 || b->len > q->max_frame)) {
+            /* not a frame the link can carry: the kernel would send it and the peer drop it
+             * silently (or reject the descriptor); refuse and count it here instead */
+            drop[ndrop++] = b;
             bad_len++;
             continue;
         }
@@ -357,7 +360,7 @@ static void xdp_stats(struct aioixy_dev *dev, struct aioixy_dev_stats *out)
         {"xdp_tx_ring_empty_descs", sum.tx_ring_empty_descs},
         {"tx_kicks", kicks_tx},
         {"fill_kicks", kicks_fill},
-        {"tx_dropped_bad_length", too_long},
+        {"tx_dropped_bad_length", too_long}, /* shorter than 14 or longer than MTU + 18 */
         {"xdp_native", strcmp(aioixy_xdp_mode_name(x->prog), "native") == 0},
         {"xdp_link", aioixy_xdp_is_link(x->prog)},
     };
@@ -505,6 +508,9 @@ static int open_queue(struct xdp_dev *x, uint16_t i, uint32_t ifq, bool rx, uint
     q->buf_size = aioixy_mempool_buf_size(q->pool);
     q->nbufs = aioixy_mempool_size(q->pool);
     q->chunk = q->buf_size < PAGE ? q->buf_size : PAGE;
+    q->max_frame = x->nif.mtu + 18;
+    if (q->max_frame > q->chunk)
+        q->max_frame = q->chunk;
     q->held = calloc(q->nbufs, 1);
     q->spare = calloc(q->nbufs, sizeof(*q->spare));
     if (!q->held || !q->spare)

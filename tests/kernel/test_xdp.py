@@ -231,6 +231,7 @@ async def test_bad_input():
             await aioixy.open(f"xdp:{a}", buf_size=1024)
         with pytest.raises(aioixy.DeviceNotFound, match="zero-copy"):
             await aioixy.open(f"xdp:{a}", options="zero_copy=on")
+        assert attached_programs(a) == ()  # the failed open detached what it had attached
         # an address means the host may use it: refused unless forced
         _run("ip", "addr", "add", "198.18.77.1/32", "dev", a)
         with pytest.raises(aioixy.DeviceBusy, match="this host's connection"):

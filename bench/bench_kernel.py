@@ -237,7 +237,8 @@ def main() -> None:
     try:
         sh("ip", "-n", ns, "link", "add", A, "type", "veth", "peer", "name", B)
         for i in (A, B):
-            sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{i}.disable_ipv6=1")
+            sh("ip", "netns", "exec", ns, "sh", "-c",
+               f"echo 1 > /proc/sys/net/ipv6/conf/{i}/disable_ipv6")
             sh("ip", "-n", ns, "link", "set", i, "up")
         load_before = os.getloadavg()
         r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, __file__, "--inside",

@@ -247,7 +247,8 @@ async def test_interface_without_native_xdp():
     name = f"axd{os.getpid() % 100000}"
     _run("ip", "link", "add", name, "type", "bridge")
     try:
-        _run("sysctl", "-qw", f"net.ipv6.conf.{name}.disable_ipv6=1")
+        with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
+            f.write("1")
         _run("ip", "link", "set", name, "up")
         with pytest.raises(aioixy.DeviceNotFound, match="does not support XDP in native mode"):
             await aioixy.open(f"xdp:{name}", options="xdp_mode=native")

@@ -56,8 +56,10 @@ int main(int argc, char **argv)
     if (sh(cmd))
         return 1;
     atexit(cleanup);
-    snprintf(cmd, sizeof(cmd), "sysctl -qw net.ipv6.conf.%s.disable_ipv6=1 net.ipv6.conf.%s.disable_ipv6=1 "
-             "&& ip link set %s up && ip link set %s up", va, vb, va, vb);
+    /* no IPv6: the kernel would send router solicitations into the test traffic */
+    snprintf(cmd, sizeof(cmd), "echo 1 > /proc/sys/net/ipv6/conf/%s/disable_ipv6 && echo 1 > "
+             "/proc/sys/net/ipv6/conf/%s/disable_ipv6 && ip link set %s up && ip link set %s up",
+             va, vb, va, vb);
     if (sh(cmd))
         return 1;
     struct aioixy_port_config cfg;

@@ -24,7 +24,7 @@ modprobe virtio_net
 sleep 1
 for d in NICS; do
   n=$(ls /sys/bus/pci/devices/$d/virtio*/net/)
-  sysctl -qw net.ipv6.conf.$n.disable_ipv6=1
+  echo 1 > /proc/sys/net/ipv6/conf/$n/disable_ipv6
   ip link set $n up
   echo $n
 done

@@ -36,6 +36,23 @@ def _int_range(lo: int, hi: int):
     return check
 
 
+def _flag(inst: object, attr: attrs.Attribute, value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidOption(f"{attr.name}={value!r}: must be True or False")
+
+
+def _text(what: str, empty: bool):
+    """A str the native side can take whole: a NUL would cut it short there, silently."""
+    def check(inst: object, attr: attrs.Attribute, value: object) -> None:
+        if not isinstance(value, str) or (not empty and not value):
+            raise InvalidOption(f"{attr.name}={value!r}: must be a {'' if empty else 'non-empty '}"
+                                f"string ({what})")
+        if "\0" in value:
+            raise InvalidOption(f"{attr.name}={value!r}: contains a NUL character")
+
+    return check
+
+
 @attrs.frozen
 class IdlePolicy:
     """How a poller thread behaves when its queue has no work.
@@ -66,12 +83,14 @@ class IdlePolicy:
             )
 
 
-def _cpus(value: int | Sequence[int] | None) -> tuple[int, ...] | None:
+def _cpus(value: int | Sequence[int] | None) -> object:
     if value is None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         return (value,)
-    return tuple(value)
+    if isinstance(value, list | tuple | set | frozenset | range):
+        return tuple(value)
+    return value  # not a CPU list: the validator says so
 
 
 @attrs.frozen
@@ -103,20 +122,25 @@ class PortConfig:
     overflow: Literal["drop", "pause"] = attrs.field(default="drop")
     idle: IdlePolicy = attrs.field(factory=IdlePolicy)
     cpu: tuple[int, ...] | None = attrs.field(default=None, converter=_cpus)
-    promisc: bool = False
-    force: bool = False
-    vfio: bool = True
+    promisc: bool = attrs.field(default=False, validator=_flag)
+    force: bool = attrs.field(default=False, validator=_flag)
+    vfio: bool = attrs.field(default=True, validator=_flag)
     pkt_size: int = attrs.field(default=lib.AIOIXY_FRAME_MIN, validator=_int_range(
         lib.AIOIXY_FRAME_MIN, lib.AIOIXY_MAX_BUF_SIZE - lib.AIOIXY_PKT_HEADER))
-    flow_control: bool = False
+    flow_control: bool = attrs.field(default=False, validator=_flag)
     link_timeout: float = attrs.field(default=lib.AIOIXY_DEFAULT_LINK_TIMEOUT_MS / 1000)
-    rx: bool = True
-    options: str = ""
+    rx: bool = attrs.field(default=True, validator=_flag)
+    options: str = attrs.field(default="", validator=_text("driver options, 'key=value,...'",
+                                                           empty=True))
 
     @device.validator
     def _check_device(self, attr: attrs.Attribute, value: str) -> None:
-        if not isinstance(value, str) or not value:
-            raise InvalidOption(f"device={value!r}: must be a non-empty string")
+        _text("a device name", empty=False)(self, attr, value)
+
+    @idle.validator
+    def _check_idle(self, attr: attrs.Attribute, value: IdlePolicy) -> None:
+        if not isinstance(value, IdlePolicy):
+            raise InvalidOption(f"idle={value!r}: must be an aioixy.IdlePolicy")
 
     @overflow.validator
     def _check_overflow(self, attr: attrs.Attribute, value: str) -> None:
@@ -128,15 +152,19 @@ class PortConfig:
         if value is None:
             return
         allowed = os.sched_getaffinity(0)
+        if not isinstance(value, tuple) or not value:
+            raise InvalidOption(f"cpu={value!r}: must be a CPU number or a non-empty list of "
+                                f"them (allowed: {sorted(allowed)})")
         for c in value:
-            if not isinstance(c, int) or c not in allowed:
+            if not isinstance(c, int) or isinstance(c, bool) or c not in allowed:
                 raise InvalidOption(
                     f"cpu={c!r} is not a CPU this process may run on (allowed: {sorted(allowed)})"
                 )
 
     @link_timeout.validator
     def _check_timeout(self, attr: attrs.Attribute, value: float) -> None:
-        if not 0 <= value <= 600:
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not 0 <= value <= 600:
             raise InvalidOption(f"link_timeout={value!r}: must be 0..600 seconds")
 
     @property

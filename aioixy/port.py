@@ -7,6 +7,8 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+import attrs
+
 from aioixy import errors
 from aioixy._ffi import ffi, lib
 from aioixy.config import PortConfig
@@ -368,4 +370,12 @@ def open(device: str = "null", **options: Any) -> _Opener:
     ``"0000:01:00.0"``, or ``"sim-82599:..."``. Options: see :class:`aioixy.PortConfig`.
     Use as ``async with aioixy.open(...) as port:`` or ``port = await aioixy.open(...)``.
     """
+    unknown = sorted(set(options) - _OPTION_NAMES)
+    if unknown:
+        raise InvalidOption(f"unknown option {unknown[0]!r} (aioixy.open takes: "
+                            f"{', '.join(sorted(_OPTION_NAMES))}; driver options go in "
+                            "options='key=value,...')")
     return _Opener(PortConfig(device=device, **options))
+
+
+_OPTION_NAMES = frozenset(a.name for a in attrs.fields(PortConfig)) - {"device"}

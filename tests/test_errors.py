@@ -17,8 +17,22 @@ pytestmark = pytest.mark.usefixtures("no_leaks")
         ("0000:7f:1f.7", aioixy.DeviceNotFound, "no PCI device at 0000:7f:1f.7"),
         ("pair:nameonly", aioixy.DeviceNotFound, "pair:NAME:a or pair:NAME:b"),
         ("pair:x:c", aioixy.DeviceNotFound, "pair:NAME:a or pair:NAME:b"),
-        ("null:size=20", aioixy.InvalidOption, "packet size 20"),
+        ("null:size=20", aioixy.InvalidOption, "size='20' is not a number in 60..1984"),
         ("null:size=abc", aioixy.InvalidOption, "not a number"),
+        # issue 10 item 11: these used to wrap, be ignored or cut
+        ("null:size=4294967356", aioixy.InvalidOption,
+         "size='4294967356' is not a number in 60..1984"),  # was 2^32 + 60 -> 60
+        ("null:size=18446744073709551676", aioixy.InvalidOption, "not a number"),  # 2^64 + 60
+        ("null:size=-1", aioixy.InvalidOption, "size='-1' is not a number"),
+        ("null:size=0x40", aioixy.InvalidOption, "size='0x40' is not a number"),
+        ("null:size= 64", aioixy.InvalidOption, "size=' 64' is not a number"),
+        ("null:size=", aioixy.InvalidOption, "size='' is not a number"),
+        ("null:sise=1000", aioixy.InvalidOption, "unknown option 'sise' \\(known: size\\)"),
+        ("null:size=100,size=200", aioixy.InvalidOption, "option 'size' is given twice"),
+        ("null:=5", aioixy.InvalidOption, "empty option name"),
+        ("null:" + "x" * 200, aioixy.InvalidOption, "longer than 95 characters"),
+        ("null\0:size=20", aioixy.InvalidOption, "contains a NUL character"),
+        ("pair:a\0:b", aioixy.InvalidOption, "contains a NUL character"),
     ],
 )
 async def test_bad_devices(device, exc, match):
@@ -59,6 +73,21 @@ def test_unsupported_pci_device_is_named():
         ({"cpu": 4096}, "cpu=4096 is not a CPU"),
         ({"buf_size": 3000}, "buf_size=3000"),
         ({"pool_size": 1}, "pool_size=1"),
+        # issue 10 item 11: no ZeroDivisionError / TypeError / AttributeError escapes
+        ({"cpu": []}, r"cpu=\(\): must be a CPU number or a non-empty list"),
+        ({"cpu": "0"}, "cpu='0': must be a CPU number"),
+        ({"cpu": [True]}, "cpu=True is not a CPU"),
+        ({"promisc": "yes"}, "promisc='yes': must be True or False"),
+        ({"flow_control": 1}, "flow_control=1: must be True or False"),
+        ({"rx": None}, "rx=None: must be True or False"),
+        ({"idle": {"spin": 1}}, "idle=.*must be an aioixy.IdlePolicy"),
+        ({"link_timeout": "10"}, "link_timeout='10': must be 0..600"),
+        ({"link_timeout": float("nan")}, "link_timeout=nan"),
+        ({"options": 5}, "options=5: must be a string"),
+        ({"options": "size=60\0sise=1"}, "contains a NUL character"),
+        ({"batch_size": "64"}, "batch_size='64'"),
+        ({"ring_size": 1024.0}, "ring_size=1024.0"),
+        ({"sise": 1000}, "unknown option 'sise' \\(aioixy.open takes: batch_size"),
     ],
 )
 def test_bad_options(options, match):
@@ -82,3 +111,33 @@ async def test_bad_use_of_an_open_port():
         batch.release()
     with pytest.raises(aioixy.PortClosed):
         await port.tx([])
+
+
+@pytest.mark.parametrize(
+    ("device", "options", "match"),
+    [
+        ("null", "sise=1000", r"null: unknown option 'sise' \(known: size\)"),
+        ("null", "size=4294967356", "size='4294967356' is not a number in 60..1984"),
+        ("pair:opt:a", "flow=1", "pair: takes no options"),
+        ("sim-82599:opt:0", "wire=gen,flow=3", r"unknown option 'flow' \(known: wire, flows"),
+        ("sim-82599:opt:0", "flows=4294967297", "flows='4294967297' is not a number in 1..65536"),
+        ("sim-82599:opt:0", "count=-1", "count='-1' is not a number"),
+        ("sim-82599:opt:0", "peer=" + "p" * 120, "longer than 95 characters"),
+    ],
+)
+async def test_driver_options_are_checked_against_what_the_driver_knows(device, options, match):
+    with pytest.raises(aioixy.InvalidOption, match=match):
+        await aioixy.open(device, options=options)
+
+
+async def test_driver_options_that_are_right_still_work():
+    async with aioixy.open("null", options="size=1500") as p:
+        async for batch in p.rx():
+            with batch:
+                assert {len(pkt) for pkt in batch} == {1500}
+            break
+    async with aioixy.open("null:size=128") as p:
+        async for batch in p.rx():
+            with batch:
+                assert {len(pkt) for pkt in batch} == {128}
+            break

@@ -16,6 +16,7 @@
 #include "common.h"
 #include "dma.h"
 #include "mempool.h"
+#include "options.h"
 
 /* Limits and defaults of the device options. These are the only copies: the port layer, the
  * drivers and Python's aioixy.config all read them (Python through the cdef). */
@@ -131,6 +132,9 @@ struct aioixy_driver {
     const char *prefix;                   /* name prefix it claims, or NULL */
     const struct aioixy_pci_id *pci_ids;  /* terminated by {0, 0}, or NULL */
     int (*open)(const char *name, const struct aioixy_dev_config *cfg, struct aioixy_dev **out);
+    /* the keys of cfg->options it understands, NULL-terminated (NULL: it takes none); the
+     * registry refuses any other key before calling open (options.h) */
+    const char *const *options;
     struct aioixy_driver *next;           /* registry-private */
 };
 
@@ -144,7 +148,5 @@ bool aioixy_driver_pci_id(uint32_t i, uint16_t *vendor, uint16_t *device, const 
 /* Helpers for drivers */
 int aioixy_dev_create_pools(struct aioixy_dev *dev, const struct aioixy_dev_config *cfg);
 void aioixy_dev_release_pools(struct aioixy_dev *dev);
-/* Look up "key" in a "k=v,k=v" option string; copies the value. Returns true if present. */
-bool aioixy_opt_get(const char *options, const char *key, char *val, size_t val_len);
 
 #endif

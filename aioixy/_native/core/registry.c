@@ -28,35 +28,6 @@ bool aioixy_driver_pci_id(uint32_t i, uint16_t *vendor, uint16_t *device, const 
     return false;
 }
 
-bool aioixy_opt_get(const char *options, const char *key, char *val, size_t val_len)
-{
-    if (!options || !*options)
-        return false;
-    size_t klen = strlen(key);
-    const char *p = options;
-    while (*p) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
-            size_t vlen = len - klen - 1;
-            if (vlen >= val_len)
-                vlen = val_len - 1;
-            memcpy(val, p + klen + 1, vlen);
-            val[vlen] = '\0';
-            return true;
-        }
-        if (len == klen && strncmp(p, key, klen) == 0) { /* bare flag */
-            if (val_len)
-                val[0] = '\0';
-            return true;
-        }
-        if (!end)
-            break;
-        p = end + 1;
-    }
-    return false;
-}
-
 /* "DDDD:BB:DD.F" or "BB:DD.F" -> canonical "dddd:bb:dd.f"; false if it is not a PCI address. */
 static bool parse_pci_addr(const char *name, char *out, size_t out_len)
 {
@@ -118,12 +89,23 @@ static int validate(const struct aioixy_dev_config *cfg)
     return 0;
 }
 
+/* Every driver is opened through here: its options are checked against the keys it declares. */
+static int open_with(const struct aioixy_driver *d, const char *name,
+                     const struct aioixy_dev_config *cfg, struct aioixy_dev **out)
+{
+    int rc = aioixy_opt_check(cfg->options, d->options, d->name);
+    return rc ? rc : d->open(name, cfg, out);
+}
+
 int aioixy_dev_open(const char *name, const struct aioixy_dev_config *cfg, struct aioixy_dev **out)
 {
     *out = NULL;
     aioixy_clear_error();
     if (!name || !*name)
         return aioixy_set_error(AIOIXY_ENODEV, "empty device name");
+    if (strlen(name) >= sizeof((*out)->name))
+        return aioixy_set_error(AIOIXY_EINVAL, "device name '%.40s...' is longer than %zu characters",
+                                name, sizeof((*out)->name) - 1);
     int rc = validate(cfg);
     if (rc)
         return rc;
@@ -134,7 +116,7 @@ int aioixy_dev_open(const char *name, const struct aioixy_dev_config *cfg, struc
         /* "null" claims "null" and "null:..."; "pair:" claims "pair:..." */
         if (strncmp(name, d->prefix, pl) == 0 &&
             (name[pl] == '\0' || name[pl] == ':' || d->prefix[pl - 1] == ':'))
-            return d->open(name, cfg, out);
+            return open_with(d, name, cfg, out);
     }
     char addr[32];
     char known[256];
@@ -157,7 +139,7 @@ int aioixy_dev_open(const char *name, const struct aioixy_dev_config *cfg, struc
     for (struct aioixy_driver *d = drivers; d; d = d->next)
         for (const struct aioixy_pci_id *id = d->pci_ids; id && id->vendor; id++)
             if (id->vendor == vendor && id->device == device)
-                return d->open(addr, cfg, out);
+                return open_with(d, addr, cfg, out);
     return aioixy_set_error(AIOIXY_ENODEV,
                             "PCI device %s (%04x:%04x, class %06x) is not supported: no aioixy "
                             "driver for it (drivers built in: %s)", addr, vendor, device, klass, known);

@@ -631,7 +631,7 @@ static int xdp_open(const char *name, const struct aioixy_dev_config *cfg, struc
     memcpy(ifname, spec, nlen);
     ifname[nlen] = 0;
     long queue = -1;
-    char qopt[16];
+    char qopt[AIOIXY_OPT_VALUE_MAX + 1];
     if (colon || aioixy_opt_get(cfg->options, "queue", qopt, sizeof(qopt))) {
         const char *qs = colon ? colon + 1 : qopt;
         char *end;
@@ -718,5 +718,7 @@ fail:
     return rc;
 }
 
-static struct aioixy_driver xdp_driver = {.name = "xdp", .prefix = "xdp:", .open = xdp_open};
+static const char *const xdp_options[] = {"queue", "xdp_mode", "attach", "zero_copy", NULL};
+static struct aioixy_driver xdp_driver = {.name = "xdp", .prefix = "xdp:", .open = xdp_open,
+                                          .options = xdp_options};
 AIOIXY_REGISTER_DRIVER(xdp_driver);

@@ -131,21 +131,28 @@ static const struct aioixy_dev_ops null_ops = {
     .close = null_close,
 };
 
+static const char *const null_options[] = {"size", NULL};
+
 static int null_open(const char *name, const struct aioixy_dev_config *cfg, struct aioixy_dev **out)
 {
     uint32_t size = cfg->pkt_size ? cfg->pkt_size : AIOIXY_FRAME_MIN;
-    char val[32];
-    const char *opts = strchr(name, ':') ? strchr(name, ':') + 1 : NULL;
-    if (aioixy_opt_get(opts, "size", val, sizeof(val)) || aioixy_opt_get(cfg->options, "size", val, sizeof(val))) {
-        char *end;
-        unsigned long v = strtoul(val, &end, 10);
-        if (*end || v == 0)
-            return aioixy_set_error(AIOIXY_EINVAL, "null: size='%s' is not a number of bytes", val);
-        size = (uint32_t)v;
-    }
     uint32_t room = (cfg->buf_size ? cfg->buf_size : AIOIXY_DEFAULT_BUF_SIZE) - AIOIXY_PKT_HEADER;
     if (room > AIOIXY_DEFAULT_BUF_SIZE)
         room = AIOIXY_DEFAULT_BUF_SIZE;
+    /* "null:size=128": the name's tail holds options too (checked here: the registry only
+     * sees cfg->options); the name's win over cfg->options */
+    const char *tail = strchr(name, ':') ? strchr(name, ':') + 1 : NULL;
+    int rc = aioixy_opt_check(tail, null_options, "null");
+    if (rc)
+        return rc;
+    uint64_t v;
+    rc = aioixy_opt_u64(tail, "size", AIOIXY_FRAME_MIN, room, &v, "null");
+    if (rc == 0)
+        rc = aioixy_opt_u64(cfg->options, "size", AIOIXY_FRAME_MIN, room, &v, "null");
+    if (rc < 0)
+        return rc;
+    if (rc == 1)
+        size = (uint32_t)v;
     if (size < AIOIXY_FRAME_MIN || size > room)
         return aioixy_set_error(AIOIXY_EINVAL, "null: packet size %u must be in %u..%u bytes", size,
                                 AIOIXY_FRAME_MIN, room);
@@ -165,7 +172,7 @@ static int null_open(const char *name, const struct aioixy_dev_config *cfg, stru
     nd->dev.dma.vfio_container_fd = -1;
     nd->pkt_size = size;
     build_template(nd);
-    int rc = aioixy_dev_create_pools(&nd->dev, cfg);
+    rc = aioixy_dev_create_pools(&nd->dev, cfg);
     if (rc) {
         free(nd);
         return rc;
@@ -178,5 +185,6 @@ static struct aioixy_driver null_driver = {
     .name = "null",
     .prefix = "null",
     .open = null_open,
+    .options = null_options,
 };
 AIOIXY_REGISTER_DRIVER(null_driver)

@@ -106,7 +106,7 @@ static void *card_thread(void *arg)
 
 static int parse_options(struct sim_card *c, const char *options, bool flow_control)
 {
-    char v[64];
+    char v[AIOIXY_OPT_VALUE_MAX + 1];
     c->wire = WIRE_CABLE;
     c->gen_flows = 1;
     c->gen_size = 60;
@@ -118,24 +118,20 @@ static int parse_options(struct sim_card *c, const char *options, bool flow_cont
         else if (strcmp(v, "gen") == 0) c->wire = WIRE_GEN;
         else return aioixy_set_error(AIOIXY_EINVAL, "sim-82599: wire=%s: expected cable, loop or gen", v);
     }
-    if (aioixy_opt_get(options, "flows", v, sizeof(v))) {
-        long n = strtol(v, NULL, 10);
-        if (n < 1 || n > 65536)
-            return aioixy_set_error(AIOIXY_EINVAL, "sim-82599: flows=%s: expected 1..65536", v);
+    uint64_t n;
+    int rc;
+    if ((rc = aioixy_opt_u64(options, "flows", 1, 65536, &n, "sim-82599")) < 0)
+        return rc;
+    if (rc)
         c->gen_flows = (uint32_t)n;
-    }
-    if (aioixy_opt_get(options, "size", v, sizeof(v))) {
-        long n = strtol(v, NULL, 10);
-        if (n < 60 || n > 1514)
-            return aioixy_set_error(AIOIXY_EINVAL, "sim-82599: size=%s: expected 60..1514", v);
+    if ((rc = aioixy_opt_u64(options, "size", 60, 1514, &n, "sim-82599")) < 0)
+        return rc;
+    if (rc)
         c->gen_size = (uint32_t)n;
-    }
-    if (aioixy_opt_get(options, "count", v, sizeof(v))) {
-        long long n = strtoll(v, NULL, 10);
-        if (n < 1)
-            return aioixy_set_error(AIOIXY_EINVAL, "sim-82599: count=%s: expected a positive number", v);
-        c->gen_count = (uint64_t)n;
-    }
+    if ((rc = aioixy_opt_u64(options, "count", 1, UINT64_MAX, &n, "sim-82599")) < 0)
+        return rc;
+    if (rc)
+        c->gen_count = n;
     if (aioixy_opt_get(options, "peer", v, sizeof(v))) {
         if (c->wire != WIRE_CABLE)
             return aioixy_set_error(AIOIXY_EINVAL, "sim-82599: peer=%s needs wire=cable (port 0's "
@@ -149,7 +145,7 @@ static int parse_options(struct sim_card *c, const char *options, bool flow_cont
         pc.rx_queues = pc.tx_queues = 1;
         pc.pool_bufs = 1024;
         pc.flow_control = flow_control;
-        int rc = aioixy_dev_open(v, &pc, &c->peer);
+        rc = aioixy_dev_open(v, &pc, &c->peer);
         if (rc) {
             char why[200];
             snprintf(why, sizeof(why), "%s", aioixy_last_error());
@@ -425,9 +421,12 @@ static int sim_open(const char *name, const struct aioixy_dev_config *cfg, struc
     return rc;
 }
 
+static const char *const sim_options[] = {"wire", "flows", "size", "count", "peer", NULL};
+
 static struct aioixy_driver sim_driver = {
     .name = "sim-82599",
     .prefix = "sim-82599:",
     .open = sim_open,
+    .options = sim_options,
 };
 AIOIXY_REGISTER_DRIVER(sim_driver)

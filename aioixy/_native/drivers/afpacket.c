@@ -343,7 +343,7 @@ struct pkt_opts {
 
 static int parse_opts(const char *ifname, const char *options, struct pkt_opts *o)
 {
-    char val[32];
+    char val[AIOIXY_OPT_VALUE_MAX + 1];
     o->qdisc_bypass = false;
     o->fanout_mode = PACKET_FANOUT_HASH;
     o->retire_ms = DEFAULT_RETIRE_MS;
@@ -528,9 +528,12 @@ static int pkt_open(const char *name, const struct aioixy_dev_config *cfg, struc
     return 0;
 }
 
+static const char *const packet_options[] = {"qdisc_bypass", "fanout", "retire_ms", NULL};
+
 static struct aioixy_driver packet_driver = {
     .name = "packet",
     .prefix = "packet:",
     .open = pkt_open,
+    .options = packet_options,
 };
 AIOIXY_REGISTER_DRIVER(packet_driver)

@@ -6,7 +6,7 @@
 """
 
 from aioixy.batchops import Filter, merge
-from aioixy.config import IdlePolicy, PortConfig
+from aioixy.config import IdlePolicy, PortConfig, path_pool_size
 from aioixy.errors import (
     AioixyError,
     DeviceBusy,
@@ -20,6 +20,7 @@ from aioixy.errors import (
     OutOfMemory,
     PacketReleased,
     PoolExhausted,
+    PoolSizeWarning,
     PortClosed,
 )
 from aioixy.packet import Packet, PacketBatch
@@ -32,6 +33,6 @@ __all__ = [
     "AioixyError", "DeviceBusy", "DeviceError", "DeviceIOError", "DeviceNotFound", "DeviceStats",
     "DeviceTimeout", "Filter", "IdlePolicy", "InvalidOption", "LinkStatus", "NoHugepages",
     "NotPermitted", "OutOfMemory", "Packet", "PacketBatch", "PacketReleased", "PoolExhausted",
-    "Port", "PortClosed", "PortConfig", "PortStats", "QueueStats", "RxStream", "merge",
-    "native_pools_alive", "open",
+    "PoolSizeWarning", "Port", "PortClosed", "PortConfig", "PortStats", "QueueStats", "RxStream",
+    "merge", "native_pools_alive", "open", "path_pool_size",
 ]

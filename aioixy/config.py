@@ -7,17 +7,23 @@ mempool.h, port.h and frames.h, read through the extension), so Python and C can
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
 import attrs
 
 from aioixy._ffi import lib
-from aioixy.errors import InvalidOption
+from aioixy.errors import InvalidOption, PoolSizeWarning
 
 MAX_QUEUES: int = lib.AIOIXY_MAX_QUEUES
 #: most packets in one native burst or one rx hand-over
 MAX_BATCH: int = lib.AIOIXY_MAX_BATCH
+#: the fewest buffers a queue's pool gets when pool_size is left to aioixy
+MIN_POOL: int = lib.AIOIXY_DEFAULT_POOL_BUFS
+#: device descriptors counted when rx_descs / tx_descs are left to the driver: the largest
+#: default a driver picks
+DEFAULT_DESCS_MAX: int = lib.AIOIXY_DEFAULT_DESCS_MAX
 
 
 def _power_of_two(lo: int, hi: int):
@@ -110,9 +116,11 @@ class PortConfig:
     ring_size: int = attrs.field(default=lib.AIOIXY_DEFAULT_RING_SIZE,
                                  validator=_power_of_two(lib.AIOIXY_MIN_RING_SIZE,
                                                          lib.AIOIXY_MAX_RING_SIZE))
-    pool_size: int = attrs.field(default=lib.AIOIXY_DEFAULT_POOL_BUFS,
-                                 validator=_int_range(lib.AIOIXY_MIN_POOL_BUFS,
-                                                      lib.AIOIXY_MAX_POOL_BUFS))
+    #: buffers per queue mempool; None: enough for everything this port's own rings can hold
+    #: (``capacity``), at least MIN_POOL
+    pool_size: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(
+            _int_range(lib.AIOIXY_MIN_POOL_BUFS, lib.AIOIXY_MAX_POOL_BUFS)))
     #: what is asked for: a driver may raise it (``Port.info`` says what it set up)
     buf_size: int = attrs.field(default=lib.AIOIXY_DEFAULT_BUF_SIZE,
                                 validator=_power_of_two(lib.AIOIXY_MIN_BUF_SIZE,
@@ -167,6 +175,35 @@ class PortConfig:
                 or not 0 <= value <= 600:
             raise InvalidOption(f"link_timeout={value!r}: must be 0..600 seconds")
 
+    def __attrs_post_init__(self) -> None:
+        if self.pool_size is not None and self.pool_size < self.capacity:
+            warnings.warn(
+                f"pool_size={self.pool_size} is smaller than the {self.capacity} buffers this "
+                f"port's rings and descriptors hold when full ({self._capacity_terms()}): a "
+                "lossless path through it can run the pool dry (PoolExhausted); leave pool_size "
+                "out to size it from the rings", PoolSizeWarning, stacklevel=4)
+
+    def _capacity_terms(self) -> str:
+        rxd = self.rx_descs or DEFAULT_DESCS_MAX
+        txd = self.tx_descs or DEFAULT_DESCS_MAX
+        return (f"{rxd} rx + {txd} tx descriptors, 2 x {self.ring_size} ring slots, "
+                f"{self.rx_hand_over} + {self.batch_size} in flight")
+
+    @property
+    def capacity(self) -> int:
+        """Buffers of one queue's pool this port can hold at once, all of its rings full: the
+        device's rx and tx descriptors, the rx and tx rings between poller and Python, an rx
+        hand-over and a tx batch in Python's hands. A pool this large cannot run dry while
+        back-pressure works; a path that forwards buffers without copying through several
+        ports needs the sum of theirs (``path_pool_size``)."""
+        return ((self.rx_descs or DEFAULT_DESCS_MAX) + (self.tx_descs or DEFAULT_DESCS_MAX)
+                + 2 * self.ring_size + self.rx_hand_over + self.batch_size)
+
+    @property
+    def pool_buffers(self) -> int:
+        """The pool size in effect: pool_size, or sized from the rings."""
+        return self.pool_size if self.pool_size is not None else max(MIN_POOL, self.capacity)
+
     @property
     def rx_hand_over(self) -> int:
         """The effective rx_burst_max."""
@@ -185,7 +222,7 @@ class PortConfig:
         d.tx_queues = self.tx_queues
         d.rx_descs = self.rx_descs
         d.tx_descs = self.tx_descs
-        d.pool_bufs = self.pool_size
+        d.pool_bufs = self.pool_buffers
         d.buf_size = self.buf_size
         d.link_timeout_ms = int(self.link_timeout * 1000)
         d.force = self.force
@@ -209,3 +246,10 @@ class PortConfig:
                 c.cpus[q] = self.cpu[q % len(self.cpu)]
         c.rx_enabled = self.rx
         return c, opts
+
+
+def path_pool_size(*configs: PortConfig) -> int:
+    """A pool size for buffers that cross all of these ports without being copied (a generator
+    whose frames are forwarded zero-copy through a lossless chain): the sum of their capacities,
+    so the chain's back-pressure stops the sender before its pool can run dry."""
+    return max(MIN_POOL, sum(c.capacity for c in configs))

@@ -49,6 +49,10 @@ class PoolExhausted(AioixyError):
     """The port's mempool has no free buffers for an allocation."""
 
 
+class PoolSizeWarning(UserWarning):
+    """An explicit pool_size is smaller than what the port's own rings can hold."""
+
+
 class PacketReleased(AioixyError):
     """The packet was sent or released: its buffer belongs to someone else now."""
 

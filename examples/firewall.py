@@ -45,6 +45,9 @@ from aioixy.control import (
 from aioixy.tools import RateLimiter
 
 LOSSLESS = {"flow_control": True, "overflow": "pause", "batch_size": 32}
+#: the lab's four pair ends, in the order the generator's buffers cross them (zero-copy: a
+#: frame stays in the generator's pool until the sink or the firewall releases it)
+LAB_PATH = ("pair:fw-in:a", "pair:fw-in:b", "pair:fw-out:a", "pair:fw-out:b")
 FLOWS = [((10, 0, 0, 7), 53), ((10, 1, 0, 9), 5678)]  # (source address, UDP destination port)
 
 
@@ -101,22 +104,33 @@ async def run(args: argparse.Namespace) -> dict:
         lab = not args.inside
         inside = await port(args.inside or "pair:fw-in:b", **(LOSSLESS if lab else {}))
         outside = await port(args.outside or "pair:fw-out:a", **(LOSSLESS if lab else {}))
-        tasks += [asyncio.create_task(filter_forward(inside, outside, rules)),
-                  asyncio.create_task(filter_forward(outside, inside, rules))]
+        tasks += [asyncio.create_task(filter_forward(inside, outside, rules),
+                                      name=f"filter {inside.name} -> {outside.name}"),
+                  asyncio.create_task(filter_forward(outside, inside, rules),
+                                      name=f"filter {outside.name} -> {inside.name}")]
         if lab:
-            tasks.append(asyncio.create_task(generate(await port("pair:fw-in:a", **LOSSLESS),
-                                                      args.rate)))
-            tasks.append(asyncio.create_task(sink(await port("pair:fw-out:b", **LOSSLESS),
-                                                  passed)))
+            # the generator's pool must outlast every ring on the path full at once (a slow
+            # firewall, hundreds of rules, fills them): then back-pressure stops it, never
+            # PoolExhausted
+            pool = args.pool_size or aioixy.path_pool_size(
+                *(aioixy.PortConfig(d, **LOSSLESS) for d in LAB_PATH))
+            gen = await port(LAB_PATH[0], pool_size=pool, **LOSSLESS)
+            tasks.append(asyncio.create_task(generate(gen, args.rate), name="generator"))
+            tasks.append(asyncio.create_task(sink(await port(LAB_PATH[3], **LOSSLESS), passed),
+                                             name="sink"))
         app = make_app(control, token=os.environ.get(TOKEN_ENV) or None)
         url = await stack.enter_async_context(serving(app, *args.http))
         print(f"control plane: {token_url(url, token_of(app))}", flush=True)
-        stop = asyncio.Event()  # Ctrl-C ends the run cleanly (ports closed, summary printed)
-        with contextlib.suppress(NotImplementedError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+        # Ctrl-C or SIGTERM ends the run cleanly (ports closed, summary printed)
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         t0 = time.monotonic()
         while time.monotonic() - t0 < args.duration and not stop.is_set():
             await asyncio.sleep(0.25)
+            if any(t.done() for t in tasks):  # a task ended (it can only fail): stop, report
+                break
             elapsed = time.monotonic() - t0
             line = {"t": round(elapsed, 2), "passed": dict(passed), "rules": len(rules)}
             if args.json:
@@ -125,10 +139,15 @@ async def run(args: argparse.Namespace) -> dict:
                 print(f"[{elapsed:5.1f}s] passed {passed}, {len(rules)} rules", flush=True)
         for t in tasks:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        # a task that died is reported, never a summary that says all is fine
+        dead = [{"task": t.get_name(), "error": f"{type(r).__name__}: {r}"}
+                for t, r in zip(tasks, results, strict=True)
+                if isinstance(r, Exception) and not isinstance(r, asyncio.CancelledError)]
+        del results
         tasks.clear()  # cancelled tasks' tracebacks hold their last batch
     gc.collect()
-    return {"final": True, "passed": passed, "rules": rules.to_json(),
+    return {"final": True, "passed": passed, "rules": rules.to_json(), "dead": dead,
             "pools_whole": aioixy.native_pools_alive() == 0}
 
 
@@ -140,13 +159,18 @@ def main() -> int:
                     metavar="HOST:PORT", help="control plane address (default 127.0.0.1:8080)")
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=4000, help="lab traffic, packets/s")
+    ap.add_argument("--pool-size", type=int, metavar="N",
+                    help="the lab generator's pool (default: sized from the rings on its path)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if bool(args.inside) != bool(args.outside):
         ap.error("give both --inside and --outside, or neither for the lab")
     summary = asyncio.run(run(args))
     print(json.dumps(summary), flush=True)
-    return 0 if summary["pools_whole"] else 1
+    for d in summary["dead"]:
+        print(f"firewall: {d['task']} died: {d['error']}", file=sys.stderr, flush=True)
+    # as the aioixy command: 1 buffers leaked, 4 a task died
+    return 1 if not summary["pools_whole"] else 4 if summary["dead"] else 0
 
 
 if __name__ == "__main__":

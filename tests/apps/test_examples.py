@@ -129,3 +129,43 @@ def test_firewall_deny_rule_added_over_http_stops_only_matching_traffic():
         assert final["final"] is True and final["pools_whole"] is True
     finally:
         proc.kill()
+
+
+def test_firewall_with_hundreds_of_rules_at_full_speed_keeps_traffic_flowing():
+    """Issue 10 item 9: a slow firewall (300 rules to match) behind a fast generator filled the
+    lossless chain's rings with more buffers than the generator's pool had: the generator died
+    of PoolExhausted, traffic stopped for good, and the summary still said all was fine."""
+    proc = Proc([example("firewall.py"), "--http", "127.0.0.1:0", "--duration", "60",
+                 "--rate", "1000000", "--json"])
+    try:
+        url, token = control_url(proc.wait_line("control plane: "))
+        for i in range(300):  # none matches the lab's flows: every packet is judged by all
+            status, _ = http("POST", url + "/api/firewall/rules",
+                             {"action": "deny", "src": f"192.{168 + i // 256}.{i % 256}.0/24",
+                              "proto": "udp",
+                              "dport": 1000 + i}, token)
+            assert status == 201
+        samples = [_passed(proc) for _ in range(12)]  # 3 s at full speed, rings full
+        assert all(a["53"] < b["53"] and a["5678"] < b["5678"]
+                   for a, b in zip(samples[-4:], samples[-3:], strict=False)), samples
+        assert proc.interrupt() == 0, proc.stderr()
+        final = last_json("\n".join(proc.rest()))
+        assert final["final"] is True and final["dead"] == [] and final["pools_whole"] is True
+        assert len(final["rules"]["rules"]) == 300
+    finally:
+        proc.kill()
+
+
+def test_firewall_reports_a_dead_generator_and_exits_4():
+    # a pool far smaller than the path's rings (the old default's situation, made certain):
+    # the generator dies of PoolExhausted; the summary and the exit code must say so
+    r = run([example("firewall.py"), "--http", "127.0.0.1:0", "--duration", "30",
+             "--rate", "1000000", "--pool-size", "256", "--json"])
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert "PoolSizeWarning: pool_size=256 is smaller than the" in r.stderr
+    final = last_json(r.stdout)
+    assert final["final"] is True and final["pools_whole"] is True
+    assert [d["task"] for d in final["dead"]] == ["generator"]
+    assert final["dead"][0]["error"].startswith("PoolExhausted: cannot allocate")
+    assert "firewall: generator died: PoolExhausted" in r.stderr
+    assert sum(final["passed"].values()) > 0  # it ran, then died: not a start-up failure

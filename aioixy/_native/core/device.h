@@ -25,6 +25,10 @@
 #define AIOIXY_MAX_DESCS 65536u            /* rx_descs / tx_descs (0 = driver default) */
 #define AIOIXY_MIN_POOL_BUFS 64u           /* a pool smaller than a batch or two is a mistake */
 #define AIOIXY_DEFAULT_POOL_BUFS 4096u
+/* The largest device ring a driver picks when rx_descs / tx_descs are 0 (pair's wire 1024, ixgbe
+ * 512, legacy virtio the device's queue size, 256 under QEMU): what aioixy.config counts for
+ * them when it sizes a pool from the rings. */
+#define AIOIXY_DEFAULT_DESCS_MAX 1024u
 #define AIOIXY_DEFAULT_LINK_TIMEOUT_MS 10000u
 
 /* Open-time configuration, filled by the port layer from the Python options. */

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #define DEFAULT_DESCS 512u
+_Static_assert(DEFAULT_DESCS <= AIOIXY_DEFAULT_DESCS_MAX, "pools are sized with the largest default");
 #define MAX_DESCS 4096u
 #define TX_CLEAN_MAX 256u
 

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #define PAIR_DEFAULT_WIRE 1024u
+_Static_assert(PAIR_DEFAULT_WIRE <= AIOIXY_DEFAULT_DESCS_MAX, "pools are sized with the largest default");
 
 struct pair_counters {
     _Atomic uint64_t rx_packets, rx_bytes;

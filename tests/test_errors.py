@@ -141,3 +141,10 @@ async def test_driver_options_that_are_right_still_work():
             with batch:
                 assert {len(pkt) for pkt in batch} == {128}
             break
+
+
+def test_model_card_options_are_checked_for_register_access_too():
+    from aioixy import sim
+
+    with pytest.raises(aioixy.InvalidOption, match="sim-82599: unknown option 'wires'"):
+        sim.RegisterAccess("optcheck", options="wires=gen")

@@ -104,9 +104,16 @@ static void *card_thread(void *arg)
 
 /* ------------------------------------------------------------------ cards */
 
+/* the card options (the registry checks them for aioixy.open; parse_options again for
+ * aioixy_sim_attach's direct callers, sim.RegisterAccess) */
+static const char *const sim_options[] = {"wire", "flows", "size", "count", "peer", NULL};
+
 static int parse_options(struct sim_card *c, const char *options, bool flow_control)
 {
     char v[AIOIXY_OPT_VALUE_MAX + 1];
+    int rc = aioixy_opt_check(options, sim_options, "sim-82599");
+    if (rc)
+        return rc;
     c->wire = WIRE_CABLE;
     c->gen_flows = 1;
     c->gen_size = 60;
@@ -119,7 +126,6 @@ static int parse_options(struct sim_card *c, const char *options, bool flow_cont
         else return aioixy_set_error(AIOIXY_EINVAL, "sim-82599: wire=%s: expected cable, loop or gen", v);
     }
     uint64_t n;
-    int rc;
     if ((rc = aioixy_opt_u64(options, "flows", 1, 65536, &n, "sim-82599")) < 0)
         return rc;
     if (rc)
@@ -420,8 +426,6 @@ static int sim_open(const char *name, const struct aioixy_dev_config *cfg, struc
     card_put(c);
     return rc;
 }
-
-static const char *const sim_options[] = {"wire", "flows", "size", "count", "peer", NULL};
 
 static struct aioixy_driver sim_driver = {
     .name = "sim-82599",

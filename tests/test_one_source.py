@@ -33,7 +33,9 @@ def test_python_defaults_are_the_native_defaults():
         assert getattr(ours.dev, field) == getattr(native.dev, field), field
     assert list(ours.cpus) == list(native.cpus)
     cfg = PortConfig()
-    assert cfg.pool_size == lib.AIOIXY_DEFAULT_POOL_BUFS
+    # left out, the pool is sized from the rings, never below the native default
+    assert cfg.pool_size is None
+    assert cfg.pool_buffers == max(lib.AIOIXY_DEFAULT_POOL_BUFS, cfg.capacity)
     assert cfg.buf_size == lib.AIOIXY_DEFAULT_BUF_SIZE
     assert cfg.pkt_size == lib.AIOIXY_FRAME_MIN == frames.MIN_FRAME
 

@@ -20,6 +20,9 @@ struct hdrs {
 
 static inline void parse(const uint8_t *d, uint32_t len, struct hdrs *h)
 {
+    /* every field defined on every path: callers compute offsets before testing h->ip */
+    h->l3 = h->l4 = 0;
+    h->proto = 0;
     h->ip = h->ports = false;
     if (len < 14)
         return;

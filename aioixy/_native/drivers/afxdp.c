@@ -78,6 +78,7 @@ struct xq {
     uint8_t *umem;
     size_t umem_len;
     uint32_t buf_size, chunk, nbufs;
+    uint32_t buf_shift; /* log2(buf_size): pool buffer sizes are powers of two */
     uint32_t max_frame; /* MTU + Ethernet header + one VLAN tag */
     uint8_t *held;
     struct aioixy_pkt_buf **spare;
@@ -95,12 +96,13 @@ static inline struct xdp_dev *X(struct aioixy_dev *d) { return (struct xdp_dev *
 
 static inline uint32_t buf_index(const struct xq *q, const struct aioixy_pkt_buf *b)
 {
-    return (uint32_t)(((const uint8_t *)b - q->umem) / q->buf_size);
+    return (uint32_t)(((const uint8_t *)b - q->umem) >> q->buf_shift);
 }
 
+/* The buffer an address inside it (e.g. its data) belongs to. */
 static inline struct aioixy_pkt_buf *buf_at(const struct xq *q, uint64_t off)
 {
-    return (struct aioixy_pkt_buf *)(q->umem + (off / q->buf_size) * q->buf_size);
+    return (struct aioixy_pkt_buf *)(q->umem + ((off >> q->buf_shift) << q->buf_shift));
 }
 
 /* Can buffer i be posted to the fill ring (see Layout above)? */
@@ -199,8 +201,10 @@ static uint32_t xdp_rx_batch(struct aioixy_dev *dev, uint16_t qi, struct aioixy_
     uint64_t bytes = 0;
     for (uint32_t i = 0; i < avail; i++) {
         const struct xdp_desc *d = &ring[(cons + i) & q->rx.mask];
-        uint64_t data = (d->addr & XSK_UNALIGNED_BUF_ADDR_MASK) + (d->addr >> XSK_UNALIGNED_BUF_OFFSET_SHIFT);
-        struct aioixy_pkt_buf *b = buf_at(q, data);
+        /* unaligned mode: the address we posted, plus the data offset in the top 16 bits */
+        uint64_t base = d->addr & XSK_UNALIGNED_BUF_ADDR_MASK;
+        uint64_t data = base + (d->addr >> XSK_UNALIGNED_BUF_OFFSET_SHIFT);
+        struct aioixy_pkt_buf *b = (struct aioixy_pkt_buf *)(q->umem + base + XDP_HEADROOM - AIOIXY_PKT_HEADER);
         uint32_t len = d->len;
         if (aioixy_unlikely(q->umem + data != b->data)) {
             /* a program moved the frame start: bring it back to where Python expects it */
@@ -506,6 +510,7 @@ static int open_queue(struct xdp_dev *x, uint16_t i, uint32_t ifq, bool rx, uint
     q->pool = x->dev.pools[i];
     q->umem = aioixy_mempool_region(q->pool, &q->umem_len);
     q->buf_size = aioixy_mempool_buf_size(q->pool);
+    q->buf_shift = (uint32_t)__builtin_ctz(q->buf_size);
     q->nbufs = aioixy_mempool_size(q->pool);
     q->chunk = q->buf_size < PAGE ? q->buf_size : PAGE;
     q->max_frame = x->nif.mtu + 18;

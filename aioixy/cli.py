@@ -252,15 +252,25 @@ async def _run_job(args: argparse.Namespace) -> dict:
     _stop_on_signals(job.stop)
     async with contextlib.AsyncExitStack() as stack:
         setup = _Setup(args, job, stack)
-        await JOBS[args.cmd](setup)
+        try:
+            await JOBS[args.cmd](setup)
+            if args.http:
+                # entered last, so it is shut down first: no request reads a port being closed
+                control = await stack.enter_async_context(
+                    _control_plane(args.http, args.http_token))
+                for p in setup.ports:
+                    control.add_port(p)
+                if setup.on_control:
+                    setup.on_control(control)
+        except BaseException:
+            # set-up failed (say the HTTP address is taken) after tasks started: end them
+            # before their ports close, so none dies unheard
+            for t in setup.tasks:
+                t.cancel()
+            await asyncio.gather(*setup.tasks, return_exceptions=True)
+            setup.tasks.clear()
+            raise
         ports, main_tasks = setup.ports, setup.tasks
-        if args.http:
-            # entered last, so it is shut down first: no request reads a port being closed
-            control = await stack.enter_async_context(_control_plane(args.http, args.http_token))
-            for p in ports:
-                control.add_port(p)
-            if setup.on_control:
-                setup.on_control(control)
         job.started = time.monotonic()
         status = asyncio.create_task(_status(job, ports, not args.json))
         stopper = asyncio.create_task(job.stop.wait())

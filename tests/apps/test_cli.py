@@ -400,3 +400,18 @@ def test_each_error_gets_its_documented_exit_code_and_a_clear_message(tmp_path, 
         s = last_json(r.stdout)
         assert s["pools_whole"] is True and s["dead"][0]["task"] == "dump null to /dev/full"
         assert "No space left on device" in s["dead"][0]["error"]
+
+
+def test_an_http_address_in_use_is_exit_3_and_no_task_dies_unheard():
+    import socket
+
+    from aioixy import cli
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = run(["-m", "aioixy", "pktgen", "null", "--count", "100000000",
+                 "--http", f"127.0.0.1:{port}", "--json"])
+    assert r.returncode == cli.EXIT_DEVICE, r.stderr
+    assert "address already in use" in r.stderr.lower() and "Traceback" not in r.stderr

@@ -175,6 +175,18 @@ class PacketBatch(BatchOps):
 
     # --- ownership transfer, used by Port.tx ---------------------------------------------
 
+    def _handover(self):
+        """``(array, count, commit)``: the buffers this batch owns, for a new owner.
+
+        The new owner takes some prefix of ``array[0:count]`` and calls ``commit(k)`` for the
+        first k it took, from then on this batch no longer owns (or frees) them. What it did
+        not take stays this batch's.
+        """
+        s = self._start
+        if not self._holes:
+            return self._bufs + s, self._n - s, self._take_prefix
+        return handover(list(self))
+
     def _take_prefix(self, count: int) -> None:
         """The first `count` owned buffers now belong to someone else (no holes case)."""
         self._start += count
@@ -186,3 +198,17 @@ class PacketBatch(BatchOps):
             while self._start < self._n and not self._bufs[self._start]:
                 self._start += 1
                 self._holes -= 1
+
+
+def handover(packets: list[Packet]):
+    """``(array, count, commit)`` for single packets (of any batches), like
+    :meth:`PacketBatch._handover`: ``commit(k)`` takes the first k from their batches."""
+    bufs = [p._buf() for p in packets]
+    arr = ffi.new("struct aioixy_pkt_buf *[]", bufs)
+
+    def commit(k: int) -> None:
+        for p in packets[:k]:
+            p._batch._take_slot(p._i)
+        del packets[:k]
+
+    return arr, len(bufs), commit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -15,7 +15,7 @@ from aioixy.config import PortConfig
 from aioixy.errors import InvalidOption, PoolExhausted, PortClosed
 from aioixy.frames import MIN_FRAME
 from aioixy.info import PortInfo, port_info
-from aioixy.packet import Packet, PacketBatch
+from aioixy.packet import Packet, PacketBatch, handover
 from aioixy.stats import DeviceStats, LinkStatus, PortStats, QueueStats
 from aioixy.wakeup import QueueWaiter, wait_any
 
@@ -124,23 +124,8 @@ class Port:
     def _gather(self, packets: PacketBatch | Packet | Iterable[Packet]):
         """(array, count, commit) for what is to be sent; commit(k) hands over the first k."""
         if isinstance(packets, PacketBatch):
-            if not packets._holes:
-                start = packets._start
-                return packets._bufs + start, packets._n - start, packets._take_prefix
-            packets = list(packets)
-        elif isinstance(packets, Packet):
-            packets = [packets]
-        else:
-            packets = list(packets)
-        bufs = [p._buf() for p in packets]
-        arr = ffi.new(_BUF_ARRAY, bufs)
-
-        def commit(k: int, _pk=packets) -> None:
-            for p in _pk[:k]:
-                p._batch._take_slot(p._i)
-            del _pk[:k]
-
-        return arr, len(bufs), commit
+            return packets._handover()
+        return handover([packets] if isinstance(packets, Packet) else list(packets))
 
     async def tx(self, packets: PacketBatch | Packet | Iterable[Packet], queue: int = 0) -> int:
         """Send packets; they belong to the port once this returns.
@@ -245,7 +230,7 @@ class Port:
 class RxStream:
     """``async for batch in port.rx()``: batches as they arrive; ends when the port closes."""
 
-    __slots__ = ("_batch", "_loop", "_n", "_port", "_queues", "_since_yield", "_turn", "_waiters")
+    __slots__ = ("_batch", "_loop", "_port", "_queues", "_since_yield", "_turn", "_waiters")
 
     def __init__(self, port: Port, queues: list[int], max_batch: int) -> None:
         self._port = port
@@ -302,25 +287,20 @@ class PacketStream:
     stream nor any packet of it is referenced (or when they are sent).
     """
 
-    __slots__ = ("_batch", "_i", "_rx")
+    __slots__ = ("_packets", "_rx")
 
     def __init__(self, rx: RxStream) -> None:
         self._rx = rx
-        self._batch: PacketBatch | None = None
-        self._i = 0
+        self._packets: Iterator[Packet] = iter(())  # the current batch's (it keeps it alive)
 
     def __aiter__(self) -> PacketStream:
         return self
 
     async def __anext__(self) -> Packet:
-        b = self._batch
-        while b is None or self._i >= b._n:
-            self._batch = None
-            b = self._batch = await self._rx.__anext__()
-            self._i = 0
-        i = self._i
-        self._i = i + 1
-        return Packet(b, i, b._bufs[i])
+        while (pkt := next(self._packets, None)) is None:
+            self._packets = iter(())  # drop the spent batch before waiting for the next
+            self._packets = iter(await self._rx.__anext__())
+        return pkt
 
 
 class _Opener:

@@ -16,7 +16,7 @@ import pytest
 
 import aioixy
 from aioixy.errors import DeviceNotFound, InvalidOption
-from aioixy.testing import make_frame, transfer
+from aioixy.testing import frame_seq, make_frame, transfer
 from tests.kernel.netns import in_ns, ip
 from tests.kernel.test_kernel_peer import parse_udp
 
@@ -141,7 +141,7 @@ async def test_fanout_spreads_flows_over_queues(netlab):
             async for batch in b.rx(q):
                 with batch:
                     for pkt in batch:
-                        seen[q].add(int.from_bytes(pkt.data[42:50], "big"))
+                        seen[q].add(frame_seq(pkt.data))
                 if sum(len(s) for s in seen.values()) >= count:
                     return
 

@@ -275,3 +275,28 @@ def test_not_root_is_refused_clearly():
                            capture_output=True, text=True, cwd=os.getcwd())
         assert r.stdout.startswith("NotPermitted"), (r.stdout, r.stderr)
         assert attached_programs(a) == ()
+
+
+async def test_idle_queue_sleeps_in_poll_on_its_socket_and_wakes_for_rx_and_tx():
+    """An idle xdp: queue sleeps in poll() on its AF_XDP socket (the 100 ms safety timeout
+    bounds it to a handful of sleeps a second; the timed back-off would take thousands) and
+    wakes for a frame the kernel puts on its rx ring and for a frame Python enqueues."""
+    with veth_pair() as (a, b):
+        async with aioixy.open(f"xdp:{a}") as pa, aioixy.open(f"xdp:{b}") as pb:
+            await asyncio.sleep(0.3)
+            before = pa.queue_stats(0).idle_sleeps
+            await asyncio.sleep(1.0)
+            slept = pa.queue_stats(0).idle_sleeps - before
+            assert slept <= 30, f"{slept} sleeps in 1 s: the poller is not sleeping in poll()"
+            for seq in range(3):  # tx into a sleeping poller (the kick), rx by a sleeping one
+                batch = pa.alloc(1, size=60)
+                batch[0].data[:] = make_frame(seq, 60)
+                await pa.tx(batch)
+                async with asyncio.timeout(10):
+                    async for got in pb.rx():
+                        with got:
+                            assert [bytes(p.data) for p in got] == [make_frame(seq, 60)]
+                        break
+                await asyncio.sleep(0.3)  # both pollers back asleep
+            # copy mode: each transmission needed the sendto() the tx ring's flag asked for
+            assert pa.stats().device.extra["tx_kicks"] >= 3

@@ -9,6 +9,7 @@ measurement inside it and removes it afterwards. Per repetition, side by side:
   rx   a C AF_PACKET sendmmsg generator (bench/native/pktloop.c) floods vb with 60-byte frames;
        what reaches va is taken by
          xdp_py     aioixy xdp:va, counted by a Python `async for batch in port.rx()` loop
+         xdp_generic_py  the same with options="xdp_mode=generic" (the skb-level XDP hook)
          packet_py  aioixy packet:va, the same loop
          xdp_drop   an XDP_DROP program on va (the kernel's XDP ceiling: va's rx_packets rate)
          c_recvmmsg a plain C AF_PACKET recvmmsg loop on va (the kernel's AF_PACKET ceiling)
@@ -78,11 +79,11 @@ class Generator:
 
 # ---- inside the namespace ------------------------------------------------------------------
 
-async def py_rx(device: str, pktloop: Path, seconds: float,
-                batch: int) -> tuple[float, float, float]:
+async def py_rx(device: str, pktloop: Path, seconds: float, batch: int,
+                options: str = "") -> tuple[float, float, float]:
     import aioixy
 
-    async with aioixy.open(device, batch_size=batch) as port:
+    async with aioixy.open(device, batch_size=batch, options=options) as port:
         count = 0
 
         async def consume() -> None:
@@ -195,11 +196,14 @@ def inside(args: argparse.Namespace) -> None:
             offered.setdefault(key, []).append(off)
 
     for rep in range(args.reps):
-        for kind in ("xdp", "packet"):
+        # xdp_generic: the same AF_XDP socket behind the kernel's generic (skb) XDP hook
+        for key, kind, opts in (("xdp", "xdp", ""), ("xdp_generic", "xdp", "xdp_mode=generic"),
+                                ("packet", "packet", "")):
             if missing[kind] is None:
-                r, off, per = asyncio.run(py_rx(f"{kind}:{A}", pktloop, args.seconds, args.batch))
-                add(f"rx.{kind}_py", r, off)
-                per_batch.setdefault(f"rx.{kind}_py", []).append(per)
+                r, off, per = asyncio.run(py_rx(f"{kind}:{A}", pktloop, args.seconds, args.batch,
+                                                opts))
+                add(f"rx.{key}_py", r, off)
+                per_batch.setdefault(f"rx.{key}_py", []).append(per)
         r, off = xdp_drop_rx(pktloop, args.seconds, args.batch)
         add("rx.xdp_drop", r, off)
         r, off = c_loop(pktloop, "rx", args.seconds, args.batch)
@@ -258,6 +262,7 @@ def main() -> None:
     ratios = {
         "rx.xdp_py/xdp_drop": ratio("rx.xdp_py", "rx.xdp_drop"),
         "rx.xdp_py/c_recvmmsg": ratio("rx.xdp_py", "rx.c_recvmmsg"),
+        "rx.xdp_generic_py/xdp_drop": ratio("rx.xdp_generic_py", "rx.xdp_drop"),
         "rx.packet_py/c_recvmmsg": ratio("rx.packet_py", "rx.c_recvmmsg"),
         "tx.xdp_py/c_sendmmsg": ratio("tx.xdp_py", "tx.c_sendmmsg"),
         "tx.packet_py/c_sendmmsg": ratio("tx.packet_py", "tx.c_sendmmsg"),

@@ -48,8 +48,10 @@ int main(int argc, char **argv)
         printf("xdp_smoke: SKIP (needs root for veth, BPF and AF_XDP)\n");
         return ci && strcmp(ci, "true") == 0 ? 1 : 0;
     }
-    snprintf(va, sizeof(va), "axn%da", (int)(getpid() % 100000));
-    snprintf(vb, sizeof(vb), "axn%db", (int)(getpid() % 100000));
+    /* the kernel tests' naming (ax<pid>x<n>...): if this process dies before its atexit
+     * cleanup (e.g. a sanitizer abort), tests/kernel/netns.py sweep_stale() removes the pair */
+    snprintf(va, sizeof(va), "ax%dx9a", (int)getpid());
+    snprintf(vb, sizeof(vb), "ax%dx9b", (int)getpid());
     char cmd[256];
     snprintf(cmd, sizeof(cmd), "ip link add %s numtxqueues 2 numrxqueues 2 type veth peer name %s "
              "numtxqueues 2 numrxqueues 2", va, vb);

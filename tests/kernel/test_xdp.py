@@ -244,7 +244,7 @@ async def test_bad_input():
 async def test_interface_without_native_xdp():
     """A bridge has no driver XDP: native mode is refused clearly, generic works."""
     _require_root()
-    name = f"axd{os.getpid() % 100000}"
+    name = f"ax{os.getpid()}x8br"  # the kernel tests' naming: swept if a run dies
     _run("ip", "link", "add", name, "type", "bridge")
     try:
         with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:

@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from aioixy.frames import MIN_FRAME
 from aioixy.tools import Job, RateLimiter, check_rate
 
 PKTGEN_FIELDS = ("rate", "running")
@@ -23,7 +24,7 @@ class PktgenControl:
     limiter: RateLimiter
     job: Job
     port: str
-    size: int = 60
+    size: int = MIN_FRAME
 
     def to_json(self) -> dict[str, Any]:
         return {"port": self.port, "running": not self.limiter.paused,

@@ -437,7 +437,6 @@ void aioixy_port_close(struct aioixy_port *port)
 }
 
 uint16_t aioixy_port_num_queues(const struct aioixy_port *port) { return port->nq; }
-struct aioixy_dev *aioixy_port_dev(struct aioixy_port *port) { return port->dev; }
 
 void aioixy_port_info(struct aioixy_port *port, struct aioixy_port_info *out)
 {

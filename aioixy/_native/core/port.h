@@ -77,7 +77,6 @@ int aioixy_port_open(const char *device, const struct aioixy_port_config *cfg, s
 void aioixy_port_close(struct aioixy_port *port);
 
 uint16_t aioixy_port_num_queues(const struct aioixy_port *port); /* max(rx, tx) */
-struct aioixy_dev *aioixy_port_dev(struct aioixy_port *port);
 
 /* What the driver really set up, which may differ from what was asked (ixgbe raises the buffer
  * size to the 4 KiB its receive descriptors need). The one way Python learns it. */

@@ -24,5 +24,6 @@ def test_native_suite(target):
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     # each of the three programs reports its own success line
-    for prog in ("ring_stress:", "mempool_stress:", "port_smoke:", "xdp_smoke:", "ops_fuzz:"):
+    for prog in ("ring_stress:", "mempool_stress:", "port_smoke:", "xdp_smoke:", "ops_fuzz:",
+                 "packet_smoke:"):
         assert prog in proc.stdout, proc.stdout

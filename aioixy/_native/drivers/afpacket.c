@@ -61,6 +61,7 @@ struct pkt_queue {
         uint32_t blk_idx;
         uint32_t tx_head;
         bool tx_full;              /* last tx_batch found no free slot: poll for POLLOUT */
+        bool tx_retry;             /* the last kick failed: marked slots wait for another */
         bool rx_starved;           /* last rx_batch stopped for lack of pool buffers */
     } w AIOIXY_CACHE_ALIGNED;
     /* written by the poller (single writer), read by stats */
@@ -203,8 +204,13 @@ static uint32_t pkt_tx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf
 {
     struct pkt_dev *pd = (struct pkt_dev *)dev;
     struct pkt_queue *pq = &pd->q[q];
-    if (n == 0)
-        return 0; /* nothing to reclaim: every accepted buffer was copied and freed already */
+    if (n == 0) {
+        /* nothing to reclaim (accepted buffers were copied and freed at once), but slots a
+         * failed kick left marked must not wait for the application's next frame */
+        if (pq->w.tx_retry)
+            pq->w.tx_retry = sendto(pq->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0;
+        return 0;
+    }
     uint32_t queued = 0, taken = 0, refused = 0;
     uint64_t bytes = 0;
     uint32_t head = pq->w.tx_head;
@@ -228,11 +234,11 @@ static uint32_t pkt_tx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf
     }
     pq->w.tx_head = head;
     pq->w.tx_full = taken < n;
-    if (queued) {
-        /* the kick: the kernel sends every slot marked SEND_REQUEST. EAGAIN/ENOBUFS leave
-         * slots marked; they go with the next kick. ENETDOWN keeps them until the link is back. */
-        ssize_t rc = sendto(pq->fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
-        (void)rc;
+    if (queued || pq->w.tx_retry) {
+        /* the kick: the kernel sends every slot marked SEND_REQUEST. A failure (the driver's
+         * queue full, the link down) stops it early and leaves slots marked: retried on the
+         * next call, also an empty one, until the kernel takes them */
+        pq->w.tx_retry = sendto(pq->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0;
     }
     if (taken)
         aioixy_mempool_free_bulk(bufs, taken);
@@ -252,6 +258,9 @@ static int pkt_poll_fd(struct aioixy_dev *dev, uint16_t q, short *events)
     /* frames are waiting but the pool is empty: POLLIN would fire at once, forever; the timed
      * back-off notices when Python gives buffers back */
     if (pq->w.rx_starved)
+        return -1;
+    /* slots wait for a retried kick: nothing in the kernel will wake us for them */
+    if (pq->w.tx_retry)
         return -1;
     *events = (short)((pq->rx ? POLLIN : 0) | (pq->w.tx_full ? POLLOUT : 0));
     return pq->fd;

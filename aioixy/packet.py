@@ -27,6 +27,12 @@ _free_bulk = lib.aioixy_mempool_free_bulk
 _unpack = ffi.unpack
 _NULL = ffi.NULL
 
+#: ``Packet.rx_flags`` bits (the native AIOIXY_RX_* values): checked without bad = good
+RX_IP_CSUM_CHECKED = lib.AIOIXY_RX_IP_CSUM_CHECKED
+RX_IP_CSUM_BAD = lib.AIOIXY_RX_IP_CSUM_BAD
+RX_L4_CSUM_CHECKED = lib.AIOIXY_RX_L4_CSUM_CHECKED
+RX_L4_CSUM_BAD = lib.AIOIXY_RX_L4_CSUM_BAD
+
 
 class Packet:
     """One packet of a batch: ``len(pkt)``, ``pkt.data`` (writable memoryview), ``pkt.length``."""
@@ -69,6 +75,12 @@ class Packet:
         if not 0 <= value <= room:
             raise InvalidOption(f"packet length {value} does not fit a buffer of {room} bytes")
         b.len = value
+
+    @property
+    def rx_flags(self) -> int:
+        """What the receiving device checked: ``RX_IP_CSUM_CHECKED``/``RX_IP_CSUM_BAD``,
+        ``RX_L4_CSUM_CHECKED``/``RX_L4_CSUM_BAD`` (0 when the driver knows nothing)."""
+        return self._buf().rx_flags
 
     @property
     def room(self) -> int:

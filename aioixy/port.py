@@ -197,7 +197,8 @@ class Port:
         return DeviceStats(
             rx_packets=d.rx_packets, rx_bytes=d.rx_bytes, tx_packets=d.tx_packets,
             tx_bytes=d.tx_bytes, rx_missed=d.rx_missed, rx_errors=d.rx_errors,
-            tx_errors=d.tx_errors, zero_copy=bool(d.zero_copy),
+            tx_errors=d.tx_errors, rx_csum_errors=d.rx_csum_errors,
+            zero_copy=bool(d.zero_copy),
             extra={ffi.string(e.name).decode(): e.value for e in d.extra[0:d.num_extra]},
         )
 

@@ -22,6 +22,8 @@ class DeviceStats:
     rx_missed: int
     rx_errors: int
     tx_errors: int
+    #: delivered with a bad IPv4 header or TCP/UDP checksum (``Packet.rx_flags`` says which)
+    rx_csum_errors: int = 0
     #: kernel-backed ports: the AF_XDP sockets run zero-copy (the NIC writes into our buffers)
     zero_copy: bool = False
     #: driver-specific counters by name (AF_XDP: its XDP_STATISTICS, wake-up syscalls)

@@ -215,7 +215,7 @@ async def test_bad_names_and_options():
 
 # ------------------------------------------------------------------------- the model's checks
 
-CTRL, RST, DMATXCTL, RXCTRL = 0x0, 1 << 26, 0x4A80, 0x3000
+CTRL, RST, GIO_DIS, DMATXCTL, RXCTRL = 0x0, 1 << 26, 1 << 2, 0x4A80, 0x3000
 ENABLE = 1 << 25
 
 
@@ -243,7 +243,8 @@ class Dma:
 
 
 def _reset(r: sim.RegisterAccess) -> None:
-    r.write(CTRL, RST)
+    r.write(CTRL, GIO_DIS)  # master disable first: the model faults a reset with DMA possible
+    r.write(CTRL, GIO_DIS | RST)
     time.sleep(0.01)
     assert r.read(CTRL) & RST == 0
 
@@ -317,6 +318,7 @@ def _tx_queue(r: sim.RegisterAccess, ring: Dma) -> None:
     r.write(tdbal(0), ring.iova & 0xFFFFFFFF)
     r.write(tdbal(0) + 4, ring.iova >> 32)
     r.write(tdbal(0) + 8, 4096)  # 256 descriptors
+    r.write(tdbal(0) + 0xC, 0)  # DCA_TXCTRL: no relaxed ordering of write-backs
     r.write(tdbal(0) + 0x28, ENABLE)
     time.sleep(0.005)
     assert r.read(tdbal(0) + 0x28) & ENABLE
@@ -393,6 +395,7 @@ def test_model_catches_rx_descriptor_pointing_outside_dma_memory():
             addr = int(ffi.cast("uintptr_t", not_dma))
             for i in range(256):
                 struct.pack_into("<QQ", ring.buf, 16 * i, addr, 0)
+            r.write(rdbal(0) + 0xC, 0)  # DCA_RXCTRL: bit 12 and relaxed ordering off
             r.write(rdbal(0) + 0x28, ENABLE)
             time.sleep(0.005)
             r.write(rdbal(0) + 0x18, 255)

@@ -64,6 +64,7 @@ struct aioixy_dev_stats {
     uint64_t rx_missed;   /* dropped by the device for lack of rx descriptors / buffers */
     uint64_t rx_errors;
     uint64_t tx_errors;
+    uint64_t rx_csum_errors; /* delivered with a bad IPv4 or TCP/UDP checksum (see rx_flags) */
     /* kernel-backed ports: the AF_XDP socket runs zero-copy (the NIC DMAs into our buffers) */
     bool zero_copy;
     /* driver-specific counters by name (e.g. AF_XDP's XDP_STATISTICS), shown as a dict */

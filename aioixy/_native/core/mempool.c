@@ -83,6 +83,7 @@ struct aioixy_mempool *aioixy_mempool_create(const struct aioixy_dma_ctx *ctx, u
         b->pool = p;
         b->idx = i;
         b->len = 0;
+        b->rx_flags = 0;
         /* LIFO: hand out low indices first, so a small working set stays cache-hot */
         p->stack[i] = num_bufs - 1 - i;
     }
@@ -123,8 +124,10 @@ uint32_t aioixy_mempool_alloc_bulk(struct aioixy_mempool *p, struct aioixy_pkt_b
         bufs[i] = buf_at(p, p->stack[top + n - 1 - i]);
     atomic_store_explicit(&p->free_top, top, memory_order_relaxed);
     pool_unlock(p);
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
         bufs[i]->len = 0;
+        bufs[i]->rx_flags = 0; /* no stale checksum status from the buffer's last packet */
+    }
     return n;
 }
 

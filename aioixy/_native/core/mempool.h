@@ -35,9 +35,15 @@ struct aioixy_pkt_buf {
     uint32_t idx;                 /* index in the pool */
     uint32_t len;                 /* packet length in bytes (data[0..len)) */
     uint64_t user;                /* free for the current owner (e.g. sequence, timestamp) */
-    uint8_t headroom[32];         /* drivers may write metadata right before data */
+    uint32_t rx_flags;            /* AIOIXY_RX_* set by the receiving driver (0 = nothing known) */
+    uint8_t headroom[28];         /* drivers may write metadata right before data */
     uint8_t data[];               /* 64-byte aligned packet data */
 };
+/* rx_flags: what the device checked. "checked" without "bad" means the checksum is good. */
+#define AIOIXY_RX_IP_CSUM_CHECKED (1u << 0)  /* IPv4 header checksum verified by the device */
+#define AIOIXY_RX_IP_CSUM_BAD (1u << 1)      /* ... and it is wrong */
+#define AIOIXY_RX_L4_CSUM_CHECKED (1u << 2)  /* TCP/UDP checksum verified by the device */
+#define AIOIXY_RX_L4_CSUM_BAD (1u << 3)      /* ... and it is wrong */
 _Static_assert(sizeof(struct aioixy_pkt_buf) == AIOIXY_PKT_HEADER, "pkt_buf header must be 64 B");
 
 /* Create a pool of 1..AIOIXY_MAX_POOL_BUFS buffers of `buf_size` bytes (power of two,

@@ -35,6 +35,9 @@ struct ixgbe_rxq {
     uint32_t n;
     uint32_t next;   /* next descriptor to check for DD */
     uint32_t reg_tail;
+    bool in_chain;   /* dropping the rest of a frame that spans descriptors (no EOP yet) */
+    /* written by this queue's poller only, read by stats (relaxed) */
+    uint64_t frame_errors, csum_errors;
     struct aioixy_mempool *pool;
     struct aioixy_dma_mem mem;
     struct aioixy_pkt_buf *fresh[AIOIXY_MAX_BATCH];
@@ -47,6 +50,8 @@ struct ixgbe_txq {
     uint32_t tail;   /* next descriptor to fill */
     uint32_t clean;  /* oldest descriptor not yet reclaimed */
     uint32_t reg_tail;
+    uint32_t max_len; /* longest frame a descriptor may carry (the buffer room) */
+    uint64_t bad_len; /* frames refused for their length (poller writes, stats read) */
     struct aioixy_dma_mem mem;
     struct aioixy_pkt_buf *done[TX_CLEAN_MAX];
 } AIOIXY_CACHE_ALIGNED;
@@ -111,6 +116,45 @@ static int wait_reg(struct ixgbe_dev *d, uint32_t reg, uint32_t mask, uint32_t w
 
 /* ---------------------------------------------------------------- fast path: receive */
 
+static inline void count1(uint64_t *c)
+{
+    __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
+/* Checksum status of a good frame (7.1.6.2: IPCS/L4CS say what was checked, IPE/L4E what failed).
+ * A UDP frame with L4E is "not checked": by an 82599 erratum a UDP checksum of 0 ("none")
+ * is reported as an error, so the bit cannot be trusted for UDP (Linux ixgbe_rx_checksum does
+ * the same). */
+static inline uint32_t rx_csum_flags(const union ixgbe_adv_rx_desc *desc, uint32_t st)
+{
+    uint32_t f = 0;
+    if (st & IXGBE_RXD_STAT_IPCS)
+        f = AIOIXY_RX_IP_CSUM_CHECKED | (st & IXGBE_RXD_ERR_IPE ? AIOIXY_RX_IP_CSUM_BAD : 0);
+    if (st & IXGBE_RXD_STAT_L4CS) {
+        if (!(st & IXGBE_RXD_ERR_L4E))
+            f |= AIOIXY_RX_L4_CSUM_CHECKED;
+        else if (!(desc->wb.pkt_info & IXGBE_PKTTYPE_UDP))
+            f |= AIOIXY_RX_L4_CSUM_CHECKED | AIOIXY_RX_L4_CSUM_BAD;
+    }
+    return f;
+}
+
+/* A descriptor that does not complete a good frame: its buffer goes back to the pool. A frame
+ * spanning descriptors (no EOP) is dropped whole - head, middle and tail - and counted once. */
+static void rx_discard(struct ixgbe_rxq *rq, uint32_t st, struct aioixy_pkt_buf *b)
+{
+    if (!(st & IXGBE_RXD_STAT_EOP)) {
+        if (!rq->in_chain)
+            count1(&rq->frame_errors);
+        rq->in_chain = true;
+    } else if (rq->in_chain) {
+        rq->in_chain = false; /* the tail of a chain already counted */
+    } else {
+        count1(&rq->frame_errors); /* CRC, length, oversize, undersize or packet error */
+    }
+    aioixy_mempool_free(b);
+}
+
 static uint32_t ixgbe_rx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n)
 {
     struct ixgbe_dev *d = (struct ixgbe_dev *)dev;
@@ -140,12 +184,20 @@ static uint32_t ixgbe_rx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_b
         uint32_t st = desc->wb.status_error;
         struct aioixy_pkt_buf *b = rq->bufs[i];
         struct aioixy_pkt_buf *nb = rq->fresh[k];
-        if (aioixy_likely((st & IXGBE_RXD_STAT_EOP) && !(st & IXGBE_RXD_ERR_MASK))) {
+        /* deliver: a whole frame (EOP, not the tail of a chain) without frame errors; IPE/L4E
+         * are checksum status, not reasons to drop (Linux drops on the frame errors only) */
+        if (aioixy_likely((st & (IXGBE_RXD_STAT_EOP | IXGBE_RXD_ERR_FRAME)) == IXGBE_RXD_STAT_EOP &&
+                          !rq->in_chain)) {
             b->len = desc->wb.length;
+            if (st & (IXGBE_RXD_STAT_IPCS | IXGBE_RXD_STAT_L4CS)) {
+                uint32_t f = rx_csum_flags(desc, st);
+                b->rx_flags = f;
+                if (aioixy_unlikely(f & (AIOIXY_RX_IP_CSUM_BAD | AIOIXY_RX_L4_CSUM_BAD)))
+                    count1(&rq->csum_errors);
+            }
             bufs[got++] = b;
         } else {
-            /* a frame larger than one buffer, or one with errors: not ours to deliver */
-            aioixy_mempool_free(b); /* the device counts these in its own error counters */
+            rx_discard(rq, st, b);
         }
         rq->bufs[i] = nb;
         desc->read.pkt_addr = aioixy_pkt_data_iova(nb);
@@ -187,44 +239,64 @@ static uint32_t ixgbe_tx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_b
     tx_reclaim(tq);
     /* one slot stays empty: tail == head means "ring empty" to the device */
     uint32_t space = (tq->clean - tq->tail - 1) & (tq->n - 1);
-    uint32_t k = n < space ? n : space;
-    uint32_t t = tq->tail;
-    for (uint32_t i = 0; i < k; i++) {
+    uint32_t t = tq->tail, used = 0, i = 0;
+    for (; i < n && used < space; i++) {
         struct aioixy_pkt_buf *b = bufs[i];
+        /* never a descriptor the DMA cannot handle: under 17 bytes (the minimum Linux pads
+         * to for the PAYLEN field) or beyond the buffer. The port layer refuses these at
+         * enqueue; this is the driver's own guard. One unsigned compare covers both ends. */
+        if (aioixy_unlikely(b->len - IXGBE_TX_MIN_LEN > tq->max_len - IXGBE_TX_MIN_LEN)) {
+            count1(&tq->bad_len);
+            aioixy_mempool_free(b); /* accepted and dropped: counted in tx_errors */
+            continue;
+        }
         union ixgbe_adv_tx_desc *desc = &tq->ring[t];
         tq->bufs[t] = b;
         desc->read.buffer_addr = aioixy_pkt_data_iova(b);
         desc->read.cmd_type_len = IXGBE_TXD_CMD_EOP | IXGBE_TXD_CMD_RS | IXGBE_TXD_CMD_IFCS |
-                                  IXGBE_TXD_CMD_DEXT | IXGBE_TXD_DTYP_DATA | (b->len & IXGBE_TXD_LEN_MASK);
+                                  IXGBE_TXD_CMD_DEXT | IXGBE_TXD_DTYP_DATA | b->len;
         desc->read.olinfo_status = b->len << IXGBE_TXD_PAYLEN_SHIFT;
         t = (t + 1) & (tq->n - 1);
+        used++;
     }
-    if (k) {
+    if (used) {
         tq->tail = t;
         aioixy_dma_wmb();
         wr(d, tq->reg_tail, t);
     }
-    return k;
+    return i;
 }
 
 /* ---------------------------------------------------------------- control */
 
-/* Fold the clear-on-read counters into the running totals. Caller holds d->lock. */
+/* Fold the clear-on-read counters into the running totals. Caller holds d->lock.
+ * rx: the per-queue counters, as DPDK does - GPRC would also count the frames the device then
+ * missed (Linux subtracts MPC from it), QBRC counts the bytes put in host memory, without the
+ * CRC while CRC stripping is on (nothing to subtract, nothing to wrap), and QPRDC counts the
+ * frames a queue dropped for want of descriptors (SRRCTL.DROP_EN). All 16 statistics counters
+ * are summed, so the queue-to-counter map (RQSMR) does not matter. */
 static void harvest_stats(struct ixgbe_dev *d)
 {
     struct aioixy_dev_stats *t = &d->totals;
-    /* the low half must be read first: it latches the high half */
-    uint32_t gprc = rd(d, IXGBE_GPRC), gptc = rd(d, IXGBE_GPTC);
-    t->rx_packets += gprc;
-    t->tx_packets += gptc;
-    /* the low half must be read first: it latches the high half. The octet counters include
-     * each frame's 4-byte CRC; we report frame bytes as software sees them, without it. */
-    uint64_t lo = rd(d, IXGBE_GORCL);
-    t->rx_bytes += (lo | ((uint64_t)(rd(d, IXGBE_GORCH) & 0xf) << 32)) - 4ull * gprc;
-    lo = rd(d, IXGBE_GOTCL);
-    t->tx_bytes += (lo | ((uint64_t)(rd(d, IXGBE_GOTCH) & 0xf) << 32)) - 4ull * gptc;
+    for (uint32_t i = 0; i < IXGBE_STAT_QUEUES; i++) {
+        t->rx_packets += rd(d, IXGBE_QPRC(i));
+        /* the low half first: reading it latches the high half */
+        uint64_t lo = rd(d, IXGBE_QBRC_L(i));
+        t->rx_bytes += lo | (uint64_t)(rd(d, IXGBE_QBRC_H(i)) & 0xf) << 32;
+        t->rx_missed += rd(d, IXGBE_QPRDC(i));
+    }
     for (int i = 0; i < 8; i++)
         t->rx_missed += rd(d, IXGBE_MPC(i));
+    /* tx: GOTC counts the 4-byte CRC the device appends (IFCS); software counts frames without
+     * it. GPTC is read first, so GOTC covers at least those frames and cannot go below 4*GPTC. */
+    uint32_t gptc = rd(d, IXGBE_GPTC);
+    t->tx_packets += gptc;
+    uint64_t lo = rd(d, IXGBE_GOTCL);
+    uint64_t gotc = lo | (uint64_t)(rd(d, IXGBE_GOTCH) & 0xf) << 32;
+    t->tx_bytes += gotc >= 4ull * gptc ? gotc - 4ull * gptc : 0;
+    (void)rd(d, IXGBE_GPRC); /* clear-on-read: keep it from saturating, it is not used */
+    (void)rd(d, IXGBE_GORCL);
+    (void)rd(d, IXGBE_GORCH);
 }
 
 static void ixgbe_stats(struct aioixy_dev *dev, struct aioixy_dev_stats *out)
@@ -234,6 +306,13 @@ static void ixgbe_stats(struct aioixy_dev *dev, struct aioixy_dev_stats *out)
     harvest_stats(d);
     *out = d->totals;
     pthread_mutex_unlock(&d->lock);
+    /* the driver's own counters (each written by one poller) */
+    for (uint16_t q = 0; q < dev->num_rx_queues; q++) {
+        out->rx_errors += __atomic_load_n(&d->rxq[q].frame_errors, __ATOMIC_RELAXED);
+        out->rx_csum_errors += __atomic_load_n(&d->rxq[q].csum_errors, __ATOMIC_RELAXED);
+    }
+    for (uint16_t q = 0; q < dev->num_tx_queues; q++)
+        out->tx_errors += __atomic_load_n(&d->txq[q].bad_len, __ATOMIC_RELAXED);
 }
 
 static void ixgbe_link(struct aioixy_dev *dev, struct aioixy_link *out)
@@ -265,10 +344,49 @@ static int ixgbe_promisc(struct aioixy_dev *dev, bool on)
     return 0;
 }
 
-/* Stop all DMA with a device reset, so the device can no longer touch memory we free. */
+/* Poll until (reg & mask) == want, every millisecond, for up to timeout_ms; no error. */
+static bool poll_reg(struct ixgbe_dev *d, uint32_t reg, uint32_t mask, uint32_t want, unsigned timeout_ms)
+{
+    for (unsigned t = 0; t <= timeout_ms; t++) {
+        if ((rd(d, reg) & mask) == want)
+            return true;
+        sleep_ms(1);
+    }
+    return false;
+}
+
+/* Quiesce all DMA before a reset, the stop sequence of Linux (ixgbe_stop_adapter_generic,
+ * ixgbe_disable_pcie_master) and datasheet 5.2.5.3.2: receive off, queued frames given time to
+ * leave, every queue disabled, then PCIe master disable (CTRL.GIO_DIS) and wait until no
+ * request is pending (STATUS.GIO clear). A reset with DMA in flight can hang the device or
+ * let it write into memory we are about to free. Best effort: a stuck queue does not keep us
+ * from resetting. Queues beyond ours were never enabled by this driver; a previous kernel
+ * driver stopped its own when it was unbound. */
+static void stop_dma(struct ixgbe_dev *d)
+{
+    clear_bits(d, IXGBE_RXCTRL, IXGBE_RXCTRL_RXEN);
+    wr(d, IXGBE_EIMC, IXGBE_EIMC_ALL);
+    for (uint16_t q = 0; q < AIOIXY_MAX_QUEUES; q++)
+        if (rd(d, IXGBE_RXDCTL(q)) & IXGBE_RXDCTL_ENABLE)
+            clear_bits(d, IXGBE_RXDCTL(q), IXGBE_RXDCTL_ENABLE);
+    for (uint16_t q = 0; q < AIOIXY_MAX_QUEUES; q++) {
+        if (!(rd(d, IXGBE_TXDCTL(q)) & IXGBE_TXDCTL_ENABLE))
+            continue;
+        (void)poll_reg(d, IXGBE_TDH(q), 0xffffu, rd(d, IXGBE_TDT(q)) & 0xffffu, 100);
+        wr(d, IXGBE_TXDCTL(q), IXGBE_TXDCTL_SWFLSH); /* disable, flush held write-backs */
+    }
+    for (uint16_t q = 0; q < AIOIXY_MAX_QUEUES; q++) {
+        (void)poll_reg(d, IXGBE_RXDCTL(q), IXGBE_RXDCTL_ENABLE, 0, 10);
+        (void)poll_reg(d, IXGBE_TXDCTL(q), IXGBE_TXDCTL_ENABLE, 0, 10);
+    }
+    set_bits(d, IXGBE_CTRL, IXGBE_CTRL_GIO_DIS);
+    (void)poll_reg(d, IXGBE_STATUS, IXGBE_STATUS_GIO, 0, 100);
+}
+
+/* Stop all DMA and reset the device, so it can no longer touch memory we free. */
 static void device_reset(struct ixgbe_dev *d)
 {
-    wr(d, IXGBE_EIMC, IXGBE_EIMC_ALL);
+    stop_dma(d);
     set_bits(d, IXGBE_CTRL, IXGBE_CTRL_RST_MASK);
     /* 4.6.3.2: wait at least 1 ms before touching any register again */
     sleep_ms(10);
@@ -332,14 +450,17 @@ static int reset_and_wait(struct ixgbe_dev *d)
                     "DMA initialization");
 }
 
+/* Link: keep the link mode the EEPROM loaded into AUTOC (LMS and the PMA/PMD fields depend on
+ * the board: SFI for SFP+, KX4/KR auto-negotiation for backplane, parallel XAUI/CX4, XAUI to
+ * an external 10GBASE-T PHY) - forcing 10G serial would leave all but the SFP+ boards without
+ * link. Clear the AUTOC2 link-disable bits (Linux ixgbe_setup_mac_link_82599 and
+ * prot_autoc_write keep them clear), then restart auto-negotiation / link setup (4.6.4). */
 static void setup_link(struct ixgbe_dev *d)
 {
-    /* 4.6.4: 10G serial link mode, XAUI PMA/PMD, then restart auto-negotiation */
-    uint32_t autoc = rd(d, IXGBE_AUTOC);
-    autoc = (autoc & ~IXGBE_AUTOC_LMS_MASK) | IXGBE_AUTOC_LMS_10G_SERIAL;
-    autoc = (autoc & ~IXGBE_AUTOC_10G_PMA_PMD_MASK) | IXGBE_AUTOC_10G_XAUI;
-    wr(d, IXGBE_AUTOC, autoc);
-    wr(d, IXGBE_AUTOC, autoc | IXGBE_AUTOC_AN_RESTART);
+    uint32_t autoc2 = rd(d, IXGBE_AUTOC2);
+    if (autoc2 & IXGBE_AUTOC2_LINK_DISABLE_MASK)
+        wr(d, IXGBE_AUTOC2, autoc2 & ~IXGBE_AUTOC2_LINK_DISABLE_MASK);
+    wr(d, IXGBE_AUTOC, rd(d, IXGBE_AUTOC) | IXGBE_AUTOC_AN_RESTART);
 }
 
 static int ring_alloc(struct ixgbe_dev *d, uint32_t n, struct aioixy_dma_mem *mem, void **ring,
@@ -376,14 +497,29 @@ static void setup_rss(struct ixgbe_dev *d, uint16_t nq)
                           IXGBE_MRQC_UDPIPV6);
 }
 
+/* RXCTRL.RXEN may only be set while the rx security block is stopped: an 82599 erratum can hang
+ * the rx DMA when the unit is enabled with frames arriving (Linux ixgbe_enable_rx_dma_82599:
+ * SECRXCTRL.RX_DIS, wait for SECRXSTAT.SECRX_RDY, RXEN, clear RX_DIS). */
+static int rx_enable(struct ixgbe_dev *d)
+{
+    set_bits(d, IXGBE_SECRXCTRL, IXGBE_SECRXCTRL_RX_DIS);
+    int rc = wait_reg(d, IXGBE_SECRXSTAT, IXGBE_SECRXSTAT_SECRX_RDY, IXGBE_SECRXSTAT_SECRX_RDY, 40,
+                      "the rx security block to stop (SECRXSTAT.SECRX_RDY)");
+    if (rc == 0)
+        set_bits(d, IXGBE_RXCTRL, IXGBE_RXCTRL_RXEN);
+    clear_bits(d, IXGBE_SECRXCTRL, IXGBE_SECRXCTRL_RX_DIS);
+    return rc;
+}
+
 static int init_rx(struct ixgbe_dev *d, const struct aioixy_dev_config *cfg)
 {
     int rc;
     uint32_t n = cfg->rx_descs ? cfg->rx_descs : DEFAULT_DESCS;
     /* 4.6.7: receive stays off while the queues are set up */
     clear_bits(d, IXGBE_RXCTRL, IXGBE_RXCTRL_RXEN);
-    /* one traffic class: all of the packet buffer to buffer 0 */
-    wr(d, IXGBE_RXPBSIZE(0), IXGBE_RXPBSIZE_128KB);
+    /* one traffic class: all 512 KB of the rx packet buffer to buffer 0 (Linux
+     * ixgbe_set_rxpba with one TC; 4.6.11.3.1 without DCB) */
+    wr(d, IXGBE_RXPBSIZE(0), IXGBE_RXPBSIZE_512KB);
     for (int i = 1; i < 8; i++)
         wr(d, IXGBE_RXPBSIZE(i), 0);
     set_bits(d, IXGBE_HLREG0, IXGBE_HLREG0_RXCRCSTRP);
@@ -408,6 +544,11 @@ static int init_rx(struct ixgbe_dev *d, const struct aioixy_dev_config *cfg)
         wr(d, IXGBE_RDLEN(q), n * 16u);
         wr(d, IXGBE_RDH(q), 0);
         wr(d, IXGBE_RDT(q), 0);
+        /* bit 12 resets to 1 but must be 0 (4.6.7; ixy and Snabb clear it); no relaxed
+         * ordering of data/header writes, which could let the write-back overtake the data
+         * (Linux ixgbe_start_hw_gen2 clears both) */
+        clear_bits(d, IXGBE_DCA_RXCTRL(q), IXGBE_DCA_RXCTRL_RSVD12 | IXGBE_DCA_RXCTRL_DATA_WRO_EN |
+                                               IXGBE_DCA_RXCTRL_HEAD_WRO_EN);
     }
     set_bits(d, IXGBE_CTRL_EXT, IXGBE_CTRL_EXT_NS_DIS);
     if (d->dev.num_rx_queues > 1)
@@ -431,8 +572,7 @@ static int init_rx(struct ixgbe_dev *d, const struct aioixy_dev_config *cfg)
         aioixy_dma_wmb();
         wr(d, IXGBE_RDT(q), n - 1);
     }
-    set_bits(d, IXGBE_RXCTRL, IXGBE_RXCTRL_RXEN);
-    return 0;
+    return rx_enable(d);
 }
 
 static int init_tx(struct ixgbe_dev *d, const struct aioixy_dev_config *cfg)
@@ -441,9 +581,14 @@ static int init_tx(struct ixgbe_dev *d, const struct aioixy_dev_config *cfg)
     uint32_t n = cfg->tx_descs ? cfg->tx_descs : DEFAULT_DESCS;
     /* 4.6.8: CRC insertion and padding of short frames in hardware */
     set_bits(d, IXGBE_HLREG0, IXGBE_HLREG0_TXCRCEN | IXGBE_HLREG0_TXPADEN);
-    wr(d, IXGBE_TXPBSIZE(0), IXGBE_TXPBSIZE_40KB);
-    for (int i = 1; i < 8; i++)
+    /* all 160 KB of the tx packet buffer to buffer 0, and its threshold: the size in KB less
+     * the largest frame (Linux ixgbe_set_rxpba / DPDK: size/1024 - IXGBE_TXPKT_SIZE_MAX) */
+    wr(d, IXGBE_TXPBSIZE(0), IXGBE_TXPBSIZE_160KB);
+    wr(d, IXGBE_TXPBTHRESH(0), IXGBE_TXPBSIZE_160KB / 1024u - IXGBE_TX_MAX_FRAME_KB);
+    for (int i = 1; i < 8; i++) {
         wr(d, IXGBE_TXPBSIZE(i), 0);
+        wr(d, IXGBE_TXPBTHRESH(i), 0);
+    }
     /* without DCB: maximum DMA request size, and the descriptor arbiter running */
     wr(d, IXGBE_DTXMXSZRQ, 0xffff);
     clear_bits(d, IXGBE_RTTDCS, IXGBE_RTTDCS_ARBDIS);
@@ -451,12 +596,15 @@ static int init_tx(struct ixgbe_dev *d, const struct aioixy_dev_config *cfg)
         struct ixgbe_txq *tq = &d->txq[q];
         tq->n = n;
         tq->reg_tail = IXGBE_TDT(q);
+        tq->max_len = aioixy_mempool_data_room(d->dev.pools[q]);
         if ((rc = ring_alloc(d, n, &tq->mem, (void **)&tq->ring, &tq->bufs)))
             return rc;
         memset(tq->ring, 0, (size_t)n * 16u);
         wr(d, IXGBE_TDBAL(q), (uint32_t)tq->mem.iova);
         wr(d, IXGBE_TDBAH(q), (uint32_t)(tq->mem.iova >> 32));
         wr(d, IXGBE_TDLEN(q), n * 16u);
+        /* no relaxed ordering of descriptor write-backs (Linux ixgbe_start_hw_gen2) */
+        clear_bits(d, IXGBE_DCA_TXCTRL(q), IXGBE_DCA_TXCTRL_DESC_WRO_EN);
         /* prefetch when fewer than 36 descriptors are cached, 8 at a time; write back each
          * RS descriptor at once (WTHRESH 0), which is what tx_reclaim relies on */
         wr(d, IXGBE_TXDCTL(q), IXGBE_TXDCTL_PTHRESH(36) | IXGBE_TXDCTL_HTHRESH(8) |

@@ -16,10 +16,12 @@
 
 /* 8.2.3.1 General control */
 #define IXGBE_CTRL 0x00000
+#define IXGBE_CTRL_GIO_DIS (1u << 2) /* PCIe master disable: no new DMA requests */
 #define IXGBE_CTRL_LRST (1u << 3)   /* link reset */
 #define IXGBE_CTRL_RST (1u << 26)   /* device (software) reset, self-clearing */
 #define IXGBE_CTRL_RST_MASK (IXGBE_CTRL_LRST | IXGBE_CTRL_RST)
 #define IXGBE_STATUS 0x00008
+#define IXGBE_STATUS_GIO (1u << 19) /* PCIe master enable status: DMA requests may be pending */
 #define IXGBE_CTRL_EXT 0x00018
 #define IXGBE_CTRL_EXT_NS_DIS (1u << 16) /* no-snoop disable */
 
@@ -40,7 +42,16 @@
 #define IXGBE_SRRCTL(q) (0x01014u + 0x40u * (q))
 #define IXGBE_RDT(q) (0x01018u + 0x40u * (q))
 #define IXGBE_RXDCTL(q) (0x01028u + 0x40u * (q))
+#define IXGBE_DCA_RXCTRL(q) (0x0100Cu + 0x40u * (q))
 #define IXGBE_QPRC(q) (0x01030u + 0x40u * (q)) /* 8.2.3.23: queue packets received */
+#define IXGBE_QBRC_L(q) (0x01034u + 0x40u * (q)) /* queue bytes received, low / high */
+#define IXGBE_QBRC_H(q) (0x01038u + 0x40u * (q))
+#define IXGBE_QPRDC(q) (0x01430u + 0x40u * (q)) /* queue packets dropped: no descriptor */
+#define IXGBE_RQSMR(i) (0x02300u + 4u * (i))   /* rx queue -> statistics counter map */
+#define IXGBE_DCA_RXCTRL_DESC_RRO_EN (1u << 9)
+#define IXGBE_DCA_RXCTRL_RSVD12 (1u << 12)     /* reserved, resets to 1, must be written 0 */
+#define IXGBE_DCA_RXCTRL_DATA_WRO_EN (1u << 13) /* relaxed ordering of data writes */
+#define IXGBE_DCA_RXCTRL_HEAD_WRO_EN (1u << 15) /* relaxed ordering of header writes */
 #define IXGBE_SRRCTL_BSIZEPKT_MASK 0x1fu       /* rx buffer size, 1 KiB units */
 #define IXGBE_SRRCTL_DESCTYPE_MASK (7u << 25)
 #define IXGBE_SRRCTL_DESCTYPE_ADV_ONEBUF (1u << 25)
@@ -51,8 +62,12 @@
 #define IXGBE_RDRXCTL_DMAIDONE (1u << 3)      /* DMA init done */
 #define IXGBE_RXCTRL 0x03000
 #define IXGBE_RXCTRL_RXEN (1u << 0)
+#define IXGBE_SECRXCTRL 0x08D00
+#define IXGBE_SECRXCTRL_RX_DIS (1u << 1)      /* stop the rx security block (errata sequence) */
+#define IXGBE_SECRXSTAT 0x08D04
+#define IXGBE_SECRXSTAT_SECRX_RDY (1u << 0)   /* rx security block idle */
 #define IXGBE_RXPBSIZE(i) (0x03C00u + 4u * (i))
-#define IXGBE_RXPBSIZE_128KB 0x00020000u      /* size field is bits 19:10, KB units */
+#define IXGBE_RXPBSIZE_512KB 0x00080000u      /* size field is bits 19:10, KB units: all of it */
 #define IXGBE_MPC(i) (0x03FA0u + 4u * (i))    /* 8.2.3.23: missed packets, per packet buffer */
 
 /* 8.2.3.7 Receive filtering */
@@ -84,10 +99,19 @@
 #define IXGBE_HLREG0_TXPADEN (1u << 10)
 #define IXGBE_AUTOC 0x042A0
 #define IXGBE_AUTOC_10G_PMA_PMD_MASK (3u << 7)
-#define IXGBE_AUTOC_10G_XAUI (0u << 7)
+#define IXGBE_AUTOC_10G_XAUI (0u << 7)        /* parallel: XAUI; serial: see AUTOC2 */
+#define IXGBE_AUTOC_10G_KX4 (1u << 7)
+#define IXGBE_AUTOC_10G_CX4 (2u << 7)
 #define IXGBE_AUTOC_AN_RESTART (1u << 12)     /* self-clearing */
 #define IXGBE_AUTOC_LMS_MASK (7u << 13)
-#define IXGBE_AUTOC_LMS_10G_SERIAL (3u << 13)
+#define IXGBE_AUTOC_LMS_10G_PARALLEL (1u << 13) /* 10G, no AN: XAUI / KX4 / CX4 */
+#define IXGBE_AUTOC_LMS_10G_SERIAL (3u << 13)   /* 10G serial, no AN: SFI / KR */
+#define IXGBE_AUTOC_LMS_KX4_KX_KR (4u << 13)    /* backplane auto-negotiation */
+#define IXGBE_AUTOC2 0x042A8
+#define IXGBE_AUTOC2_10G_PMA_PMD_SERIAL_MASK (3u << 16)
+#define IXGBE_AUTOC2_10G_KR (0u << 16)
+#define IXGBE_AUTOC2_10G_SFI (2u << 16)
+#define IXGBE_AUTOC2_LINK_DISABLE_MASK 0x70000000u /* bits 30:28: link held down */
 #define IXGBE_LINKS 0x042A4
 #define IXGBE_LINKS_UP (1u << 30)
 #define IXGBE_LINKS_SPEED_MASK (3u << 28)
@@ -102,10 +126,12 @@
 #define IXGBE_GORCH 0x0408C
 #define IXGBE_GOTCL 0x04090
 #define IXGBE_GOTCH 0x04094
+#define IXGBE_STAT_QUEUES 16                  /* QPRC / QBRC / QPRDC statistics counters */
 
 /* 8.2.3.9 Transmit DMA */
 #define IXGBE_RTTDCS 0x04900
 #define IXGBE_RTTDCS_ARBDIS (1u << 6)        /* tx descriptor arbiter disable */
+#define IXGBE_TXPBTHRESH(i) (0x04950u + 4u * (i)) /* KB: buffer size minus the largest frame */
 #define IXGBE_DMATXCTL 0x04A80
 #define IXGBE_DMATXCTL_TE (1u << 0)           /* transmit enable */
 #define IXGBE_TDBAL(q) (0x06000u + 0x40u * (q))
@@ -113,15 +139,19 @@
 #define IXGBE_TDLEN(q) (0x06008u + 0x40u * (q))
 #define IXGBE_TDH(q) (0x06010u + 0x40u * (q))
 #define IXGBE_TDT(q) (0x06018u + 0x40u * (q))
+#define IXGBE_DCA_TXCTRL(q) (0x0600Cu + 0x40u * (q))
+#define IXGBE_DCA_TXCTRL_DESC_WRO_EN (1u << 11) /* relaxed ordering of descriptor write-back */
 #define IXGBE_TXDCTL(q) (0x06028u + 0x40u * (q))
 #define IXGBE_QPTC(q) (0x06030u + 0x40u * (q)) /* queue packets transmitted */
 #define IXGBE_TXDCTL_ENABLE (1u << 25)
+#define IXGBE_TXDCTL_SWFLSH (1u << 26)        /* flush descriptor write-backs still held */
 #define IXGBE_TXDCTL_PTHRESH(x) ((uint32_t)(x) & 0x7fu)
 #define IXGBE_TXDCTL_HTHRESH(x) (((uint32_t)(x) & 0x7fu) << 8)
 #define IXGBE_TXDCTL_WTHRESH(x) (((uint32_t)(x) & 0x7fu) << 16)
 #define IXGBE_DTXMXSZRQ 0x08100
 #define IXGBE_TXPBSIZE(i) (0x0CC00u + 4u * (i))
-#define IXGBE_TXPBSIZE_40KB 0x0000A000u
+#define IXGBE_TXPBSIZE_160KB 0x00028000u      /* all of the tx packet buffer */
+#define IXGBE_TX_MAX_FRAME_KB 10u             /* TXPBTHRESH margin: largest frame, KB */
 
 /* 7.1.6 Advanced receive descriptor: read format (driver writes) and write-back format
  * (device writes). Both 16 bytes, same memory. */
@@ -140,7 +170,23 @@ union ixgbe_adv_rx_desc {
 };
 #define IXGBE_RXD_STAT_DD (1u << 0)
 #define IXGBE_RXD_STAT_EOP (1u << 1)
-#define IXGBE_RXD_ERR_MASK 0xfff00000u
+#define IXGBE_RXD_STAT_L4CS (1u << 5)         /* L4 (TCP/UDP) checksum checked */
+#define IXGBE_RXD_STAT_IPCS (1u << 6)         /* IPv4 header checksum checked */
+#define IXGBE_RXD_ERR_CE (1u << 24)           /* CRC or symbol error */
+#define IXGBE_RXD_ERR_LE (1u << 25)           /* length error */
+#define IXGBE_RXD_ERR_PE (1u << 27)           /* packet error */
+#define IXGBE_RXD_ERR_OSE (1u << 28)          /* oversize */
+#define IXGBE_RXD_ERR_USE (1u << 29)          /* undersize */
+#define IXGBE_RXD_ERR_L4E (1u << 30)          /* L4 checksum error (also UDP checksum 0: erratum) */
+#define IXGBE_RXD_ERR_IPE (1u << 31)          /* IPv4 header checksum error */
+/* the frame errors that make a frame unusable; IPE/L4E are only checksum status */
+#define IXGBE_RXD_ERR_FRAME (IXGBE_RXD_ERR_CE | IXGBE_RXD_ERR_LE | IXGBE_RXD_ERR_PE | \
+                             IXGBE_RXD_ERR_OSE | IXGBE_RXD_ERR_USE)
+/* packet type (pkt_info bits 16:4, 7.1.6.2) */
+#define IXGBE_PKTTYPE_IPV4 (1u << 4)
+#define IXGBE_PKTTYPE_IPV6 (1u << 6)
+#define IXGBE_PKTTYPE_TCP (1u << 8)
+#define IXGBE_PKTTYPE_UDP (1u << 9)
 /* RSS types (pkt_info bits 3:0), 7.1.2.8.1 */
 #define IXGBE_RSSTYPE_NONE 0x0u
 #define IXGBE_RSSTYPE_TCPV4 0x1u
@@ -172,6 +218,7 @@ union ixgbe_adv_tx_desc {
 #define IXGBE_TXD_CMD_DEXT (1u << 29)
 #define IXGBE_TXD_PAYLEN_SHIFT 14
 #define IXGBE_TXD_STAT_DD (1u << 0)
+#define IXGBE_TX_MIN_LEN 17u                   /* shorter frames are not supported by the DMA */
 
 _Static_assert(sizeof(union ixgbe_adv_rx_desc) == 16, "rx descriptor is 16 bytes");
 _Static_assert(sizeof(union ixgbe_adv_tx_desc) == 16, "tx descriptor is 16 bytes");

@@ -106,7 +106,29 @@ static void *card_thread(void *arg)
 
 /* the card options (the registry checks them for aioixy.open; parse_options again for
  * aioixy_sim_attach's direct callers, sim.RegisterAccess) */
-static const char *const sim_options[] = {"wire", "flows", "size", "count", "peer", NULL};
+static const char *const sim_options[] = {"wire", "flows", "size", "count", "peer", "id", NULL};
+
+/* The 82599 device ids (those the driver claims) and what each board has behind the MAC, as
+ * Linux's ixgbe_get_media_type_82599 sorts them. */
+static const struct {
+    uint16_t id;
+    enum sim_medium medium;
+} id_media[] = {
+    {0x10F7, MEDIUM_KX4},  {0x1514, MEDIUM_KX4},  {0x1517, MEDIUM_KR},   {0x10F8, MEDIUM_BACKPLANE},
+    {0x10F9, MEDIUM_CX4},  {0x10FB, MEDIUM_SFP},  {0x10FC, MEDIUM_XAUI}, {0x1507, MEDIUM_SFP},
+    {0x154D, MEDIUM_SFP},  {0x1557, MEDIUM_SFP},  {0x154A, MEDIUM_SFP},  {0x1558, MEDIUM_SFP},
+    {0x151C, MEDIUM_BASET},
+};
+
+bool sim_medium_of(uint16_t dev_id, enum sim_medium *out)
+{
+    for (size_t i = 0; i < sizeof(id_media) / sizeof(id_media[0]); i++)
+        if (id_media[i].id == dev_id) {
+            *out = id_media[i].medium;
+            return true;
+        }
+    return false;
+}
 
 static int parse_options(struct sim_card *c, const char *options, bool flow_control)
 {
@@ -114,6 +136,16 @@ static int parse_options(struct sim_card *c, const char *options, bool flow_cont
     int rc = aioixy_opt_check(options, sim_options, "sim-82599");
     if (rc)
         return rc;
+    c->dev_id = 0x10FB; /* X520 SFP+ */
+    c->medium = MEDIUM_SFP;
+    if (aioixy_opt_get(options, "id", v, sizeof(v))) {
+        char *end = NULL;
+        unsigned long id = strtoul(v, &end, 16);
+        if (!*v || *end || id > 0xffff || !sim_medium_of((uint16_t)id, &c->medium))
+            return aioixy_set_error(AIOIXY_EINVAL, "sim-82599: id=%s: expected an 82599 device id "
+                                    "(hex, e.g. 10FB SFP+, 10F7 KX4, 10F9 CX4, 151C 10GBASE-T)", v);
+        c->dev_id = (uint16_t)id;
+    }
     c->wire = WIRE_CABLE;
     c->gen_flows = 1;
     c->gen_size = 60;
@@ -130,7 +162,8 @@ static int parse_options(struct sim_card *c, const char *options, bool flow_cont
         return rc;
     if (rc)
         c->gen_flows = (uint32_t)n;
-    if ((rc = aioixy_opt_u64(options, "size", 60, 1514, &n, "sim-82599")) < 0)
+    /* up to jumbo size: beyond a buffer the model writes a descriptor chain */
+    if ((rc = aioixy_opt_u64(options, "size", 60, 9018, &n, "sim-82599")) < 0)
         return rc;
     if (rc)
         c->gen_size = (uint32_t)n;

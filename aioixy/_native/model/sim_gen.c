@@ -59,7 +59,10 @@ uint32_t sim_generate(struct sim_port *p, uint64_t now)
         return 0;
     }
     if (!c->flow_control && sim_rx_rings_full(p)) {
-        p->mpc += due;
+        /* as if each had gone through the receive engine: good frames, no descriptor */
+        p->gprc += due;
+        p->gorc += due * (c->gen_size + 4u);
+        sim_rx_no_descriptor(p, 0, due);
         p->gen_sent += due;
         p->gen_clock += due * ns_per_frame;
         return 0; /* cheap: let the thread back off */

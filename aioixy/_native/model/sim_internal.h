@@ -23,12 +23,18 @@
 #define SIM_RESET_NS 1000000ull     /* 1 ms */
 #define SIM_AUTOREAD_NS 2000000ull  /* EEPROM auto-read + DMA init after reset */
 #define SIM_LATCH_NS 100000ull      /* queue enable */
-#define SIM_LINK_NS 5000000ull      /* auto-negotiation */
+#define SIM_LINK_NS 5000000ull      /* backplane auto-negotiation (KX4/KX/KR) */
+#define SIM_LINK_NOAN_NS 500000ull  /* link modes without auto-negotiation: PHY lock only */
+#define SIM_SECRX_NS 20000ull       /* SECRXSTAT.SECRX_RDY after SECRXCTRL.RX_DIS */
+#define SIM_ARRIVAL_NS 2000000ull   /* a port is "under traffic" this long after a frame */
 #define SIM_MAX_FAULTS 32
 #define SIM_FRAME_MAX 16384u
 #define SIM_BUDGET 64u
 
 enum sim_wire { WIRE_CABLE, WIRE_LOOP, WIRE_GEN };
+/* What the board puts behind the MAC, by PCI device id (sim_regs.c has the table). */
+enum sim_medium { MEDIUM_SFP, MEDIUM_KX4, MEDIUM_KR, MEDIUM_BACKPLANE, MEDIUM_CX4, MEDIUM_XAUI,
+                  MEDIUM_BASET };
 enum sim_rx_result { RX_DONE, RX_DROPPED, RX_STALL };
 
 struct sim_ring {
@@ -45,10 +51,15 @@ struct sim_port {
     uint32_t *regs; /* this port's BAR0 inside the card's memfd mapping */
     bool attached;
     uint64_t reset_until, autoread_at, link_at;
+    uint64_t secrx_rdy_at;   /* SECRXCTRL.RX_DIS set: the security block is idle from then on */
+    uint64_t last_arrival;   /* when a frame last reached the MAC (link up), for the errata */
+    bool rx_hung;            /* RXEN set under traffic without the SECRX sequence (errata) */
     struct sim_ring rx[SIM_QUEUES], tx[SIM_QUEUES];
-    /* clear-on-read counters (written by the model thread under the card lock) */
+    /* clear-on-read counters (written by the model thread under the card lock); the per-queue
+     * ones are indexed by statistics counter (RQSMR maps rx queues to counters) */
     uint64_t gprc, gptc, gorc, gotc, mpc, qprc[SIM_QUEUES], qptc[SIM_QUEUES];
-    uint32_t gorch_latch, gotch_latch;
+    uint64_t qbrc[SIM_QUEUES], qprdc[SIM_QUEUES];
+    uint32_t gorch_latch, gotch_latch, qbrch_latch[SIM_QUEUES];
     struct aioixy_dma_window win;
     uint8_t mac[6];
     uint64_t gen_sent;
@@ -66,6 +77,8 @@ struct sim_card {
     size_t regmap_len;
     int memfd;
     enum sim_wire wire;
+    uint16_t dev_id;         /* PCI device id the card plays (option id=), decides the medium */
+    enum sim_medium medium;
     bool flow_control;
     uint32_t gen_flows, gen_size;
     uint64_t gen_count; /* 0 = forever */
@@ -111,15 +124,25 @@ static inline bool sim_dma_ok(struct sim_port *p, uint64_t addr, uint64_t len)
 
 /* sim_card.c */
 __attribute__((format(printf, 2, 3))) void sim_fault(struct sim_port *p, const char *fmt, ...);
+/* the medium of an 82599 device id, false for an id the model does not play */
+bool sim_medium_of(uint16_t dev_id, enum sim_medium *out);
 /* sim_regs.c */
 void sim_port_defaults(struct sim_port *p);
 void sim_advance(struct sim_port *p, uint64_t now);
+bool sim_under_traffic(struct sim_port *p, uint64_t now);
+/* the statistics counter rx queue q counts in (RQSMR) */
+static inline int sim_rx_stat_index(struct sim_port *p, int q)
+{
+    return (int)((sim_reg(p, IXGBE_RQSMR((uint32_t)q / 4u)) >> (8u * ((uint32_t)q % 4u))) & 0xfu);
+}
 /* sim_rss.c: the rx queue for frame f by RSS (0 when RSS is off or the frame has no type);
  * *type and *hash are what the descriptor write-back reports */
 int sim_rss_queue(struct sim_port *p, const uint8_t *f, uint32_t len, uint32_t *type, uint32_t *hash);
 /* sim_rx.c */
 int sim_rx_frame(struct sim_port *p, const uint8_t *f, uint32_t len, bool may_stall);
 uint32_t sim_ring_free(struct sim_port *p, int q);
+/* `frames` found rx queue q without a free descriptor: QPRDC with DROP_EN, else MPC */
+void sim_rx_no_descriptor(struct sim_port *p, int q, uint64_t frames);
 bool sim_rx_rings_full(struct sim_port *p);
 /* sim_tx.c */
 uint32_t sim_tx_queue(struct sim_port *p, int q);

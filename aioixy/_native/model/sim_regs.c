@@ -8,6 +8,62 @@
 
 /* ------------------------------------------------------------------ reset and timers */
 
+/* The link mode a board's EEPROM loads into AUTOC/AUTOC2, by medium (the modes Linux's
+ * ixgbe_get_media_type_82599 / ixgbe_get_link_capabilities_82599 associate with each id). */
+static void eeprom_link_mode(enum sim_medium m, uint32_t *autoc, uint32_t *autoc2)
+{
+    *autoc2 = 0;
+    switch (m) {
+    case MEDIUM_SFP:
+        *autoc = IXGBE_AUTOC_LMS_10G_SERIAL;
+        *autoc2 = IXGBE_AUTOC2_10G_SFI;
+        break;
+    case MEDIUM_KX4: case MEDIUM_KR: case MEDIUM_BACKPLANE:
+        *autoc = IXGBE_AUTOC_LMS_KX4_KX_KR | IXGBE_AUTOC_10G_KX4;
+        break;
+    case MEDIUM_CX4:
+        *autoc = IXGBE_AUTOC_LMS_10G_PARALLEL | IXGBE_AUTOC_10G_CX4;
+        break;
+    case MEDIUM_XAUI: case MEDIUM_BASET: /* 10GBASE-T: XAUI to the external PHY */
+    default:
+        *autoc = IXGBE_AUTOC_LMS_10G_PARALLEL | IXGBE_AUTOC_10G_XAUI;
+        break;
+    }
+}
+
+/* Does the link mode in AUTOC/AUTOC2 reach the medium? 0 = no link, else the link-up delay.
+ * (8.2.3.22.19: LMS 001b 10G parallel uses AUTOC.10G_PMA_PMD (XAUI/KX4/CX4), 011b 10G serial
+ * uses AUTOC2.10G_PMA_PMD_SERIAL (KR/SFI), 100b/110b auto-negotiate over the backplane.) */
+static uint64_t link_delay(struct sim_port *p)
+{
+    uint32_t autoc = sim_reg(p, IXGBE_AUTOC), autoc2 = sim_reg(p, IXGBE_AUTOC2);
+    if (autoc2 & IXGBE_AUTOC2_LINK_DISABLE_MASK)
+        return 0;
+    uint32_t lms = autoc & IXGBE_AUTOC_LMS_MASK, pma = autoc & IXGBE_AUTOC_10G_PMA_PMD_MASK;
+    uint32_t serial = autoc2 & IXGBE_AUTOC2_10G_PMA_PMD_SERIAL_MASK;
+    bool an = lms == IXGBE_AUTOC_LMS_KX4_KX_KR || lms == (6u << 13) || lms == (7u << 13);
+    switch (p->card->medium) {
+    case MEDIUM_SFP:
+        return lms == IXGBE_AUTOC_LMS_10G_SERIAL && serial == IXGBE_AUTOC2_10G_SFI ? SIM_LINK_NOAN_NS : 0;
+    case MEDIUM_KX4:
+        if (an)
+            return SIM_LINK_NS;
+        return lms == IXGBE_AUTOC_LMS_10G_PARALLEL && pma == IXGBE_AUTOC_10G_KX4 ? SIM_LINK_NOAN_NS : 0;
+    case MEDIUM_KR:
+        if (an)
+            return SIM_LINK_NS;
+        return lms == IXGBE_AUTOC_LMS_10G_SERIAL && serial == IXGBE_AUTOC2_10G_KR ? SIM_LINK_NOAN_NS : 0;
+    case MEDIUM_BACKPLANE:
+        return an ? SIM_LINK_NS : 0;
+    case MEDIUM_CX4:
+        return lms == IXGBE_AUTOC_LMS_10G_PARALLEL && pma == IXGBE_AUTOC_10G_CX4 ? SIM_LINK_NOAN_NS : 0;
+    case MEDIUM_XAUI:
+    case MEDIUM_BASET:
+    default:
+        return lms == IXGBE_AUTOC_LMS_10G_PARALLEL && pma == IXGBE_AUTOC_10G_XAUI ? SIM_LINK_NOAN_NS : 0;
+    }
+}
+
 void sim_port_defaults(struct sim_port *p)
 {
     memset(p->regs, 0, IXGBE_BAR0_SIZE);
@@ -16,17 +72,35 @@ void sim_port_defaults(struct sim_port *p)
     p->gprc = p->gptc = p->gorc = p->gotc = p->mpc = 0;
     memset(p->qprc, 0, sizeof(p->qprc));
     memset(p->qptc, 0, sizeof(p->qptc));
+    memset(p->qbrc, 0, sizeof(p->qbrc));
+    memset(p->qprdc, 0, sizeof(p->qprdc));
+    memset(p->qbrch_latch, 0, sizeof(p->qbrch_latch));
     p->gorch_latch = p->gotch_latch = 0;
     p->link_at = 0;
+    p->secrx_rdy_at = 0;
+    p->rx_hung = false;
     /* the MAC address the EEPROM would load */
     sim_reg_set(p, IXGBE_RAL(0), (uint32_t)p->mac[0] | (uint32_t)p->mac[1] << 8 |
                                  (uint32_t)p->mac[2] << 16 | (uint32_t)p->mac[3] << 24);
     sim_reg_set(p, IXGBE_RAH(0), (uint32_t)p->mac[4] | (uint32_t)p->mac[5] << 8 | IXGBE_RAH_AV);
-    /* datasheet reset values the driver relies on reading back */
-    sim_reg_set(p, IXGBE_AUTOC, IXGBE_AUTOC_LMS_10G_SERIAL | (1u << 7));
-    sim_reg_set(p, IXGBE_SRRCTL(0), 2u); /* BSIZEPKT 2 KiB, legacy descriptors */
-    for (uint32_t q = 1; q < SIM_QUEUES; q++)
-        sim_reg_set(p, IXGBE_SRRCTL(q), 2u);
+    uint32_t autoc, autoc2;
+    eeprom_link_mode(p->card->medium, &autoc, &autoc2);
+    sim_reg_set(p, IXGBE_AUTOC, autoc);
+    sim_reg_set(p, IXGBE_AUTOC2, autoc2);
+    /* reset values the checks below depend on */
+    sim_reg_set(p, IXGBE_STATUS, IXGBE_STATUS_GIO); /* bus mastering on */
+    for (uint32_t q = 0; q < SIM_QUEUES; q++) {
+        sim_reg_set(p, IXGBE_SRRCTL(q), 2u); /* BSIZEPKT 2 KiB, legacy descriptors */
+        /* bit 12 resets to 1 and must be cleared (ixy, Snabb; datasheet 4.6.7); the relaxed
+         * ordering bits come up set (Linux ixgbe_start_hw_gen2 clears them) */
+        sim_reg_set(p, IXGBE_DCA_RXCTRL(q), IXGBE_DCA_RXCTRL_DESC_RRO_EN | IXGBE_DCA_RXCTRL_RSVD12 |
+                                                IXGBE_DCA_RXCTRL_DATA_WRO_EN | IXGBE_DCA_RXCTRL_HEAD_WRO_EN);
+        sim_reg_set(p, IXGBE_DCA_TXCTRL(q), (1u << 9) | IXGBE_DCA_TXCTRL_DESC_WRO_EN | (1u << 13));
+    }
+    /* one packet buffer owning all of the memory: 512 KB rx, 160 KB tx, threshold 150 KB */
+    sim_reg_set(p, IXGBE_RXPBSIZE(0), IXGBE_RXPBSIZE_512KB);
+    sim_reg_set(p, IXGBE_TXPBSIZE(0), IXGBE_TXPBSIZE_160KB);
+    sim_reg_set(p, IXGBE_TXPBTHRESH(0), IXGBE_TXPBSIZE_160KB / 1024u - IXGBE_TX_MAX_FRAME_KB);
     sim_reg_set(p, IXGBE_RTTDCS, IXGBE_RTTDCS_ARBDIS);
 }
 
@@ -75,7 +149,8 @@ static bool is_stat(uint32_t reg)
     uint32_t w;
     return reg == IXGBE_GPRC || reg == IXGBE_GPTC || reg == IXGBE_GORCL || reg == IXGBE_GORCH ||
            reg == IXGBE_GOTCL || reg == IXGBE_GOTCH || (reg >= IXGBE_MPC(0) && reg <= IXGBE_MPC(7)) ||
-           (ring_reg(reg, 0x01000, &q, &w) && w == 0x30) || (ring_reg(reg, 0x06000, &q, &w) && w == 0x30);
+           (ring_reg(reg, 0x01000, &q, &w) && w >= 0x30 && w <= 0x38) ||
+           (ring_reg(reg, IXGBE_QPRDC(0), &q, &w) && w == 0) || (ring_reg(reg, 0x06000, &q, &w) && w == 0x30);
 }
 
 static uint32_t take32(uint64_t *c)
@@ -124,12 +199,24 @@ uint32_t aioixy_sim_mmio_read(struct sim_port *p, uint32_t reg)
             v = p->gotch_latch;
             p->gotch_latch = 0;
         } else if (reg == IXGBE_MPC(0)) v = take32(&p->mpc);
-        else if (ring_reg(reg, 0x01000, &q, &w)) v = take32(&p->qprc[q]);
+        else if (ring_reg(reg, IXGBE_QPRDC(0), &q, &w)) v = take32(&p->qprdc[q]);
+        else if (ring_reg(reg, 0x01000, &q, &w) && w == 0x30) v = take32(&p->qprc[q]);
+        else if (ring_reg(reg, 0x01000, &q, &w) && w == 0x34) {
+            uint64_t o = p->qbrc[q];
+            p->qbrc[q] = 0;
+            v = (uint32_t)o;
+            p->qbrch_latch[q] = (uint32_t)(o >> 32) & 0xf;
+        } else if (ring_reg(reg, 0x01000, &q, &w) && w == 0x38) {
+            v = p->qbrch_latch[q];
+            p->qbrch_latch[q] = 0;
+        }
         else if (ring_reg(reg, 0x06000, &q, &w)) v = take32(&p->qptc[q]);
         goto out;
     }
     v = sim_reg(p, reg);
-    if (ring_reg(reg, 0x01000, &q, &w)) {
+    if (reg == IXGBE_SECRXSTAT) {
+        v = p->secrx_rdy_at && now >= p->secrx_rdy_at ? IXGBE_SECRXSTAT_SECRX_RDY : 0;
+    } else if (ring_reg(reg, 0x01000, &q, &w)) {
         if (w == 0x28) /* RXDCTL: ENABLE reads 1 once latched */
             v = (v & ~IXGBE_RXDCTL_ENABLE) | (p->rx[q].enabled ? IXGBE_RXDCTL_ENABLE : 0);
         else if (w == 0x10)
@@ -178,8 +265,24 @@ static bool ring_valid(struct sim_port *p, bool rx, int q, struct sim_ring *r)
             sim_fault(p, "rx queue %d: SRRCTL.BSIZEPKT is 0", q);
             return false;
         }
+        uint32_t dca = sim_reg(p, IXGBE_DCA_RXCTRL(q));
+        if (dca & IXGBE_DCA_RXCTRL_RSVD12) {
+            sim_fault(p, "rx queue %d enabled with DCA_RXCTRL bit 12 set (reserved, resets to 1, must "
+                      "be 0: datasheet 4.6.7; ixy and Snabb clear it)", q);
+            return false;
+        }
+        if (dca & (IXGBE_DCA_RXCTRL_DATA_WRO_EN | IXGBE_DCA_RXCTRL_HEAD_WRO_EN)) {
+            sim_fault(p, "rx queue %d enabled with relaxed ordering of data/header writes "
+                      "(DCA_RXCTRL 0x%08x): the write-back may overtake the data (Linux "
+                      "ixgbe_start_hw_gen2 clears these bits)", q, dca);
+            return false;
+        }
     } else if (!(sim_reg(p, IXGBE_DMATXCTL) & IXGBE_DMATXCTL_TE)) {
         sim_fault(p, "tx queue %d enabled while DMATXCTL.TE is 0 (transmit DMA must be enabled first)", q);
+        return false;
+    } else if (sim_reg(p, IXGBE_DCA_TXCTRL(q)) & IXGBE_DCA_TXCTRL_DESC_WRO_EN) {
+        sim_fault(p, "tx queue %d enabled with relaxed ordering of descriptor write-backs "
+                  "(DCA_TXCTRL.DESC_WRO_EN; Linux ixgbe_start_hw_gen2 clears it)", q);
         return false;
     }
     r->base = base;
@@ -200,6 +303,80 @@ static void write_tail(struct sim_port *p, bool rx, int q, uint32_t reg, uint32_
     sim_reg_set(p, reg, val);
 }
 
+/* CTRL.RST with DMA possibly in flight: Linux stops the adapter first (ixgbe_stop_adapter_generic:
+ * receive off, queues disabled) and disables PCIe mastering, waiting for STATUS.GIO to clear
+ * (ixgbe_disable_pcie_master; datasheet 5.2.5.3.2). A reset without that can hang the device. */
+static void check_quiesced(struct sim_port *p)
+{
+    int rxq = -1, txq = -1;
+    for (int q = 0; q < SIM_QUEUES; q++) {
+        if (rxq < 0 && (p->rx[q].enabled || p->rx[q].latch_at))
+            rxq = q;
+        if (txq < 0 && (p->tx[q].enabled || p->tx[q].latch_at))
+            txq = q;
+    }
+    if (sim_reg(p, IXGBE_RXCTRL) & IXGBE_RXCTRL_RXEN)
+        sim_fault(p, "CTRL.RST with receive still enabled (RXCTRL.RXEN): stop the adapter first "
+                  "(datasheet 5.2.5.3.2, Linux ixgbe_stop_adapter_generic)");
+    if (rxq >= 0 || txq >= 0)
+        sim_fault(p, "CTRL.RST with DMA queues still enabled (first rx %d, first tx %d): disable them "
+                  "first (datasheet 5.2.5.3.2)", rxq, txq);
+    if (sim_reg(p, IXGBE_STATUS) & IXGBE_STATUS_GIO)
+        sim_fault(p, "CTRL.RST without PCIe master disable (CTRL.GIO_DIS, then STATUS.GIO clear): "
+                  "DMA may be in flight (datasheet 5.2.5.3.2, Linux ixgbe_disable_pcie_master)");
+}
+
+/* RXEN 0 -> 1. 82599 erratum: enabling the rx unit while frames arrive can hang the rx DMA,
+ * unless the rx security block is stopped first (Linux ixgbe_enable_rx_dma_82599: SECRXCTRL.
+ * RX_DIS, poll SECRXSTAT.SECRX_RDY, RXEN, clear RX_DIS). The model's hang: the rx engine takes
+ * no frame until the next reset, every one counted as missed. */
+static void check_rx_enable(struct sim_port *p, uint64_t now)
+{
+    bool stopped = (sim_reg(p, IXGBE_SECRXCTRL) & IXGBE_SECRXCTRL_RX_DIS) && p->secrx_rdy_at &&
+                   now >= p->secrx_rdy_at;
+    if (!stopped && sim_under_traffic(p, now)) {
+        sim_fault(p, "RXCTRL.RXEN set while frames arrive without stopping the rx security block "
+                  "first (SECRXCTRL.RX_DIS, SECRXSTAT.SECRX_RDY): 82599 erratum, the rx DMA hangs");
+        p->rx_hung = true;
+    }
+    uint32_t total = 0;
+    for (int i = 0; i < 8; i++)
+        total += (sim_reg(p, IXGBE_RXPBSIZE(i)) >> 10) & 0x3ffu;
+    if (total > 512 || !((sim_reg(p, IXGBE_RXPBSIZE(0)) >> 10) & 0x3ffu))
+        sim_fault(p, "rx packet buffers: %u KB in all (RXPBSIZE), buffer 0 %u KB: the 82599 has 512 "
+                  "KB and traffic class 0 needs a buffer", total,
+                  (sim_reg(p, IXGBE_RXPBSIZE(0)) >> 10) & 0x3ffu);
+}
+
+/* DMATXCTL.TE 0 -> 1: the tx packet buffers must fit the 160 KB, and each threshold leave room
+ * for the largest frame (TXPBTHRESH = size in KB - 10, Linux ixgbe_set_rxpba and DPDK), or the
+ * tx data DMA stops fetching once the threshold can never be met. */
+static void check_tx_buffers(struct sim_port *p)
+{
+    uint32_t total = 0;
+    for (int i = 0; i < 8; i++) {
+        uint32_t kb = (sim_reg(p, IXGBE_TXPBSIZE(i)) >> 10) & 0x3ffu;
+        uint32_t thresh = sim_reg(p, IXGBE_TXPBTHRESH(i)) & 0x3ffu;
+        total += kb;
+        if (kb && thresh + IXGBE_TX_MAX_FRAME_KB > kb)
+            sim_fault(p, "TXPBTHRESH(%d) = %u KB but TXPBSIZE(%d) is %u KB: the threshold must leave "
+                      "room for the largest frame (size - %u KB)", i, thresh, i, kb, IXGBE_TX_MAX_FRAME_KB);
+    }
+    if (total > 160 || !((sim_reg(p, IXGBE_TXPBSIZE(0)) >> 10) & 0x3ffu))
+        sim_fault(p, "tx packet buffers: %u KB in all (TXPBSIZE): the 82599 has 160 KB and buffer 0 "
+                  "needs some", total);
+}
+
+bool sim_under_traffic(struct sim_port *p, uint64_t now)
+{
+    if (!(sim_reg(p, IXGBE_LINKS) & IXGBE_LINKS_UP))
+        return false;
+    struct sim_card *c = p->card;
+    if (c->wire == WIRE_GEN && (!c->gen_count || p->gen_sent < c->gen_count))
+        return true;
+    return p->last_arrival && now - p->last_arrival < SIM_ARRIVAL_NS;
+}
+
 void aioixy_sim_mmio_write(struct sim_port *p, uint32_t reg, uint32_t val)
 {
     struct sim_card *c = p->card;
@@ -218,7 +395,10 @@ void aioixy_sim_mmio_write(struct sim_port *p, uint32_t reg, uint32_t val)
     int q;
     uint32_t w;
     if (reg == IXGBE_CTRL) {
+        if (val & IXGBE_CTRL_GIO_DIS) /* no DMA of the model outlives a register access */
+            sim_reg_set(p, IXGBE_STATUS, sim_reg(p, IXGBE_STATUS) & ~IXGBE_STATUS_GIO);
         if (val & IXGBE_CTRL_RST) {
+            check_quiesced(p);
             sim_port_defaults(p);
             p->reset_until = now + SIM_RESET_NS;
             sim_reg_set(p, IXGBE_CTRL, val);
@@ -232,10 +412,32 @@ void aioixy_sim_mmio_write(struct sim_port *p, uint32_t reg, uint32_t val)
     } else if (reg == IXGBE_AUTOC) {
         sim_reg_set(p, reg, val & ~IXGBE_AUTOC_AN_RESTART);
         if (val & IXGBE_AUTOC_AN_RESTART) {
+            /* link setup restarts; it completes only in a mode the medium supports */
             sim_reg_set(p, IXGBE_LINKS, 0);
-            p->link_at = now + SIM_LINK_NS;
+            uint64_t delay = link_delay(p);
+            p->link_at = delay ? now + delay : 0;
         }
-    } else if (is_stat(reg) || reg == IXGBE_LINKS || reg == IXGBE_STATUS) {
+    } else if (reg == IXGBE_AUTOC2) {
+        sim_reg_set(p, reg, val);
+        if (val & IXGBE_AUTOC2_LINK_DISABLE_MASK) {
+            sim_reg_set(p, IXGBE_LINKS, 0);
+            p->link_at = 0;
+        }
+    } else if (reg == IXGBE_SECRXCTRL) {
+        sim_reg_set(p, reg, val);
+        if (!(val & IXGBE_SECRXCTRL_RX_DIS))
+            p->secrx_rdy_at = 0;
+        else if (!p->secrx_rdy_at)
+            p->secrx_rdy_at = now + SIM_SECRX_NS;
+    } else if (reg == IXGBE_RXCTRL) {
+        if ((val & IXGBE_RXCTRL_RXEN) && !(sim_reg(p, reg) & IXGBE_RXCTRL_RXEN))
+            check_rx_enable(p, now);
+        sim_reg_set(p, reg, val);
+    } else if (reg == IXGBE_DMATXCTL) {
+        if ((val & IXGBE_DMATXCTL_TE) && !(sim_reg(p, reg) & IXGBE_DMATXCTL_TE))
+            check_tx_buffers(p);
+        sim_reg_set(p, reg, val);
+    } else if (is_stat(reg) || reg == IXGBE_LINKS || reg == IXGBE_STATUS || reg == IXGBE_SECRXSTAT) {
         /* read-only: writes are ignored by the device */
     } else if (ring_reg(reg, 0x01000, &q, &w) || ring_reg(reg, 0x06000, &q, &w)) {
         bool rx = reg < 0x06000;
@@ -253,7 +455,8 @@ void aioixy_sim_mmio_write(struct sim_port *p, uint32_t reg, uint32_t val)
                 r->enabled = false;
                 r->latch_at = 0;
             }
-        } else if (w <= 0x10 || (rx && w == 0x14)) { /* base, length, head, SRRCTL */
+        } else if (w == 0x00 || w == 0x04 || w == 0x08 || w == 0x10 || (rx && w == 0x14)) {
+            /* base, length, head, SRRCTL */
             if (live)
                 sim_fault(p, "%s queue %d: ring register 0x%05x changed while the queue is enabled",
                       rx ? "rx" : "tx", q, reg);

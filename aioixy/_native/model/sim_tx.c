@@ -96,6 +96,14 @@ uint32_t sim_tx_queue(struct sim_port *p, int q)
             eop = cmd & IXGBE_TXD_CMD_EOP;
             h = (h + 1) & (r->n - 1);
         }
+        if (len < IXGBE_TX_MIN_LEN) {
+            /* Linux pads every frame to 17 bytes first (ixgbe_xmit_frame_ring: the minimum the
+             * PAYLEN field supports); shorter ones are not defined, the model stops the queue */
+            sim_fault(p, "tx queue %d descriptor %u: a %u-byte frame; the 82599 needs at least %u "
+                      "bytes; queue stopped", q, start, len, IXGBE_TX_MIN_LEN);
+            r->enabled = false;
+            return frames;
+        }
         if (len < 60 && (hlreg0 & IXGBE_HLREG0_TXPADEN)) {
             memset(p->frame + len, 0, 60 - len);
             len = 60;

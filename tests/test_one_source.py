@@ -13,7 +13,11 @@ from aioixy import errors, frames
 from aioixy._ffi import ffi, lib
 from aioixy.config import MAX_BATCH, MAX_QUEUES, IdlePolicy, PortConfig
 
-pytestmark = pytest.mark.usefixtures("no_leaks")
+pytestmark = [
+    pytest.mark.usefixtures("no_leaks"),
+    # small explicit pools are what the limit tests are about: the sizing advice is expected
+    pytest.mark.filterwarnings("ignore::aioixy.PoolSizeWarning"),
+]
 
 _ids = itertools.count()
 

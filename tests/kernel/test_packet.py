@@ -60,6 +60,8 @@ async def test_malformed_interface_name_is_invalid(netlab, name):
     ("qdisc_bypass=maybe", "qdisc_bypass='maybe'"),
     ("fanout=random", "fanout='random'"),
     ("retire_ms=0", "retire_ms='0'"),
+    ("ring=v9", "ring='v9'"),
+    ("bogus=1", "unknown option 'bogus'"),
 ])
 async def test_bad_options_are_refused_by_name(netlab, options, match):
     v = netlab.veth()
@@ -118,7 +120,8 @@ def test_not_root_is_not_permitted(netlab):
     assert res["error"] == "NotPermitted" and "CAP_NET_RAW" in res["message"], res
 
 
-@pytest.mark.parametrize("options", ["qdisc_bypass=1", "fanout=lb,retire_ms=5"])
+@pytest.mark.parametrize("options", ["qdisc_bypass=1", "fanout=lb,retire_ms=5", "ring=v2",
+                                     "ring=v2,qdisc_bypass=1"])
 async def test_options_still_deliver(netlab, options):
     v = netlab.veth()
     lossless = {"overflow": "pause", "batch_size": 32, "options": options}
@@ -183,12 +186,15 @@ async def test_promiscuous_mode_is_a_socket_membership(netlab):
     assert promiscuity() == 0
 
 
-async def test_vlan_tag_delivered_in_the_frame(netlab):
+@pytest.mark.parametrize("ring", ["v3", "v2"])
+async def test_vlan_tag_delivered_in_the_frame(netlab, ring):
     """The kernel moves a received VLAN tag into metadata; the driver puts it back."""
     v = netlab.veth()
     frame = make_frame(5, 100)
     tagged = frame[:12] + b"\x81\x00\x20\x07" + frame[12:]  # PCP 1, VID 7
-    async with aioixy.open(f"packet:{v.a}") as a, aioixy.open(f"packet:{v.b}") as b:
+    opts = {"options": f"ring={ring}"}
+    async with aioixy.open(f"packet:{v.a}", **opts) as a, \
+            aioixy.open(f"packet:{v.b}", **opts) as b:
         batch = a.alloc(1, size=len(tagged))
         batch[0].write(tagged)
         await a.tx(batch)
@@ -216,12 +222,15 @@ async def test_oversized_and_runt_frames_refused_and_counted(netlab):
         assert a.stats().device.tx_packets == 1
 
 
-async def test_idle_port_sleeps_in_poll_and_wakes_for_rx_and_tx(netlab):
+@pytest.mark.parametrize("ring", ["v3", "v2"])
+async def test_idle_port_sleeps_in_poll_and_wakes_for_rx_and_tx(netlab, ring):
     """An idle packet: port's poller sleeps in poll() on its socket (the 100 ms safety timeout
     bounds its sleeps to a handful a second; the timed back-off would take thousands), and wakes
     both for a frame the kernel delivers and for a frame Python enqueues."""
     v = netlab.veth()
-    async with aioixy.open(f"packet:{v.a}") as a, aioixy.open(f"packet:{v.b}") as b:
+    opts = {"options": f"ring={ring}"}
+    async with aioixy.open(f"packet:{v.a}", **opts) as a, \
+            aioixy.open(f"packet:{v.b}", **opts) as b:
         await asyncio.sleep(0.3)
         before = a.queue_stats(0).idle_sleeps
         await asyncio.sleep(1.0)

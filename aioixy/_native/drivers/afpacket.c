@@ -4,7 +4,9 @@
  *
  * One socket per queue index. Each has a TPACKET_V3 rx ring (blocks of frames, handed to us
  * whole when full or when the retire timer expires) and a tx ring (TPACKET_V3 frames, which the
- * kernel treats like V2 slots). With several rx queues the sockets join one PACKET_FANOUT group,
+ * kernel treats like V2 slots). With options="ring=v2" both rings are TPACKET_V2 instead: one
+ * slot per frame, handed over (and woken for) frame by frame, for the lowest latency at low
+ * rates, at the price of a wake-up per frame instead of per block when the port is idle-ish. With several rx queues the sockets join one PACKET_FANOUT group,
  * so the kernel spreads flows over them by hash. Queue indices beyond rx_queues get a socket
  * bound to no protocol: they transmit and never receive.
  *
@@ -49,8 +51,9 @@
 #define DEFAULT_RX_FRAMES 2048u     /* ring sized for this many 2 KiB frames (4 MiB) */
 #define DEFAULT_TX_FRAMES 1024u
 #define DEFAULT_RETIRE_MS 1u
-/* where the kernel reads a tx frame's data: the aligned V3 header (no sockaddr_ll on tx) */
-#define TX_DATA_OFF TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
+/* where the kernel reads a tx frame's data: the aligned header (no sockaddr_ll on tx) */
+#define TX_DATA_OFF_V3 TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
+#define TX_DATA_OFF_V2 TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
 
 struct pkt_queue {
     /* poller-private */
@@ -59,6 +62,7 @@ struct pkt_queue {
         struct tpacket3_hdr *pkt;  /* next frame in it */
         uint32_t left;             /* frames left in it */
         uint32_t blk_idx;
+        uint32_t rx_head;          /* ring=v2: next rx slot */
         uint32_t tx_head;
         bool tx_full;              /* last tx_batch found no free slot: poll for POLLOUT */
         bool tx_retry;             /* the last kick failed: marked slots wait for another */
@@ -75,8 +79,9 @@ struct pkt_queue {
     size_t map_len;
     uint8_t *rx_ring;
     uint32_t rx_blocks;
+    uint32_t rx_frames, rx_frame_size; /* ring=v2 */
     uint8_t *tx_ring;
-    uint32_t tx_frames, tx_frame_size;
+    uint32_t tx_frames, tx_frame_size, tx_data_off;
 };
 
 struct pkt_dev {
@@ -84,6 +89,7 @@ struct pkt_dev {
     struct aioixy_netif nif;
     uint16_t nq;
     uint32_t max_frame;            /* longest frame tx accepts: MTU + Ethernet (+ VLAN) header */
+    bool v2;                       /* options ring=v2: TPACKET_V2 slots instead of V3 blocks */
     pthread_mutex_t lock;          /* stats accumulation, promisc */
     uint64_t kernel_drops;         /* PACKET_STATISTICS tp_drops, summed (reading resets them) */
     struct pkt_queue q[AIOIXY_MAX_QUEUES];
@@ -127,18 +133,25 @@ static bool open_block(struct pkt_queue *pq)
     return true;
 }
 
+/* What a ring header (V2 or V3) says about one received frame. */
+struct rx_meta {
+    const uint8_t *data;
+    uint32_t snaplen, len, status;
+    uint16_t tci, tpid;
+};
+
 /* Copy one ring frame into b; false if it cannot be delivered whole. */
-static bool copy_frame(const struct tpacket3_hdr *h, struct aioixy_pkt_buf *b, uint32_t room)
+static bool copy_frame(const struct rx_meta *h, struct aioixy_pkt_buf *b, uint32_t room)
 {
-    const uint8_t *src = (const uint8_t *)h + h->tp_mac;
-    uint32_t len = h->tp_snaplen;
-    if (h->tp_len != len || len < ETH_HLEN)
+    const uint8_t *src = h->data;
+    uint32_t len = h->snaplen;
+    if (h->len != len || len < ETH_HLEN)
         return false; /* truncated by the ring (or a runt): never deliver part of a frame */
-    if (h->tp_status & TP_STATUS_VLAN_VALID) {
+    if (h->status & TP_STATUS_VLAN_VALID) {
         if (len + 4 > room)
             return false;
-        uint16_t tpid = (h->tp_status & TP_STATUS_VLAN_TPID_VALID) ? h->hv1.tp_vlan_tpid : ETH_P_8021Q;
-        uint16_t tci = h->hv1.tp_vlan_tci;
+        uint16_t tpid = (h->status & TP_STATUS_VLAN_TPID_VALID) ? h->tpid : ETH_P_8021Q;
+        uint16_t tci = h->tci;
         memcpy(b->data, src, 12);
         b->data[12] = (uint8_t)(tpid >> 8);
         b->data[13] = (uint8_t)tpid;
@@ -155,7 +168,7 @@ static bool copy_frame(const struct tpacket3_hdr *h, struct aioixy_pkt_buf *b, u
     return true;
 }
 
-static uint32_t pkt_rx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n)
+static uint32_t rx_v3(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n)
 {
     struct pkt_dev *pd = (struct pkt_dev *)dev;
     struct pkt_queue *pq = &pd->q[q];
@@ -176,7 +189,9 @@ static uint32_t pkt_rx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf
         for (uint32_t i = 0; i < take; i++) {
             struct tpacket3_hdr *h = pq->w.pkt;
             struct aioixy_pkt_buf *b = bufs[got + kept];
-            if (copy_frame(h, b, room)) {
+            struct rx_meta m = {(const uint8_t *)h + h->tp_mac, h->tp_snaplen, h->tp_len,
+                                h->tp_status, h->hv1.tp_vlan_tci, h->hv1.tp_vlan_tpid};
+            if (copy_frame(&m, b, room)) {
                 bytes += b->len;
                 kept++;
             } else {
@@ -200,6 +215,61 @@ static uint32_t pkt_rx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf
     return got;
 }
 
+static inline struct tpacket2_hdr *slot_v2(struct pkt_queue *pq, uint32_t i)
+{
+    return (struct tpacket2_hdr *)(pq->rx_ring + (size_t)i * pq->rx_frame_size);
+}
+
+/* ring=v2: one slot per frame, each handed back to the kernel as soon as it is copied. */
+static uint32_t rx_v2(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n)
+{
+    struct pkt_dev *pd = (struct pkt_dev *)dev;
+    struct pkt_queue *pq = &pd->q[q];
+    struct aioixy_mempool *pool = dev->pools[q];
+    uint32_t room = aioixy_mempool_data_room(pool);
+    pq->w.rx_starved = false;
+    uint32_t ready = 0, head = pq->w.rx_head;
+    while (ready < n && (status_load(&slot_v2(pq, head)->tp_status) & TP_STATUS_USER)) {
+        ready++;
+        head = head + 1 == pq->rx_frames ? 0 : head + 1;
+    }
+    if (!ready)
+        return 0;
+    if (!aioixy_mempool_alloc_bulk(pool, bufs, ready)) {
+        pq->w.rx_starved = true;
+        return 0;
+    }
+    uint32_t got = 0, bad = 0;
+    uint64_t bytes = 0;
+    head = pq->w.rx_head;
+    for (uint32_t i = 0; i < ready; i++) {
+        struct tpacket2_hdr *h = slot_v2(pq, head);
+        struct rx_meta m = {(const uint8_t *)h + h->tp_mac, h->tp_snaplen, h->tp_len,
+                            h->tp_status, h->tp_vlan_tci, h->tp_vlan_tpid};
+        if (copy_frame(&m, bufs[got], room))
+            bytes += bufs[got++]->len;
+        else
+            bad++;
+        status_store(&h->tp_status, TP_STATUS_KERNEL);
+        head = head + 1 == pq->rx_frames ? 0 : head + 1;
+    }
+    pq->w.rx_head = head;
+    if (got < ready)
+        aioixy_mempool_free_bulk(bufs + got, ready - got);
+    if (got) {
+        aioixy_counter_add(&pq->c.rx_packets, got);
+        aioixy_counter_add(&pq->c.rx_bytes, bytes);
+    }
+    if (bad)
+        aioixy_counter_add(&pq->c.rx_errors, bad);
+    return got;
+}
+
+static uint32_t pkt_rx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n)
+{
+    return ((struct pkt_dev *)dev)->v2 ? rx_v2(dev, q, bufs, n) : rx_v3(dev, q, bufs, n);
+}
+
 static uint32_t pkt_tx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n)
 {
     struct pkt_dev *pd = (struct pkt_dev *)dev;
@@ -216,18 +286,30 @@ static uint32_t pkt_tx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf
     uint32_t head = pq->w.tx_head;
     for (; taken < n; taken++) {
         struct aioixy_pkt_buf *b = bufs[taken];
-        if (b->len < ETH_HLEN || b->len > pd->max_frame || b->len > pq->tx_frame_size - TX_DATA_OFF) {
+        if (b->len < ETH_HLEN || b->len > pd->max_frame || b->len > pq->tx_frame_size - pq->tx_data_off) {
             refused++; /* the kernel would refuse it too: drop it here, counted */
             continue;
         }
-        struct tpacket3_hdr *h = (struct tpacket3_hdr *)(pq->tx_ring + (size_t)head * pq->tx_frame_size);
-        if (status_load(&h->tp_status) != TP_STATUS_AVAILABLE)
-            break; /* ring full: the kernel has not sent this slot's previous frame yet */
-        memcpy((uint8_t *)h + TX_DATA_OFF, b->data, b->len);
-        h->tp_len = b->len;
-        h->tp_snaplen = b->len;
-        h->tp_next_offset = 0;
-        status_store(&h->tp_status, TP_STATUS_SEND_REQUEST);
+        uint8_t *slot = pq->tx_ring + (size_t)head * pq->tx_frame_size;
+        volatile uint32_t *status;
+        if (pd->v2) {
+            struct tpacket2_hdr *h = (struct tpacket2_hdr *)slot;
+            status = &h->tp_status;
+            if (status_load(status) != TP_STATUS_AVAILABLE)
+                break; /* ring full: the kernel has not sent this slot's previous frame yet */
+            h->tp_len = b->len;
+            h->tp_snaplen = b->len;
+        } else {
+            struct tpacket3_hdr *h = (struct tpacket3_hdr *)slot;
+            status = &h->tp_status;
+            if (status_load(status) != TP_STATUS_AVAILABLE)
+                break;
+            h->tp_len = b->len;
+            h->tp_snaplen = b->len;
+            h->tp_next_offset = 0;
+        }
+        memcpy(slot + pq->tx_data_off, b->data, b->len);
+        status_store(status, TP_STATUS_SEND_REQUEST);
         bytes += b->len;
         queued++;
         head = head + 1 == pq->tx_frames ? 0 : head + 1;
@@ -345,6 +427,7 @@ static const struct aioixy_dev_ops pkt_ops = {
 };
 
 struct pkt_opts {
+    bool v2;
     bool qdisc_bypass;
     int fanout_mode;
     uint32_t retire_ms;
@@ -353,8 +436,16 @@ struct pkt_opts {
 static int parse_opts(const char *ifname, const char *options, struct pkt_opts *o)
 {
     char val[AIOIXY_OPT_VALUE_MAX + 1];
+    o->v2 = false;
     o->qdisc_bypass = false;
     o->fanout_mode = PACKET_FANOUT_HASH;
+    if (aioixy_opt_get(options, "ring", val, sizeof(val))) {
+        if (strcmp(val, "v2") == 0)
+            o->v2 = true;
+        else if (strcmp(val, "v3") != 0)
+            return aioixy_set_error(AIOIXY_EINVAL, "packet:%s: ring='%s': use v3 (blocks, the "
+                                    "default) or v2 (a slot per frame)", ifname, val);
+    }
     o->retire_ms = DEFAULT_RETIRE_MS;
     if (aioixy_opt_get(options, "qdisc_bypass", val, sizeof(val))) {
         if (!val[0] || strcmp(val, "1") == 0 || strcmp(val, "true") == 0)
@@ -403,9 +494,9 @@ static int open_queue(struct pkt_dev *pd, uint16_t i, const struct aioixy_dev_co
     pq->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
     if (pq->fd < 0)
         return sock_err(pd, "socket(AF_PACKET)", errno);
-    int v = TPACKET_V3;
+    int v = o->v2 ? TPACKET_V2 : TPACKET_V3;
     if (setsockopt(pq->fd, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)))
-        return sock_err(pd, "PACKET_VERSION TPACKET_V3", errno);
+        return sock_err(pd, o->v2 ? "PACKET_VERSION TPACKET_V2" : "PACKET_VERSION TPACKET_V3", errno);
     v = 1; /* a malformed tx slot is skipped, not left blocking the ring */
     if (setsockopt(pq->fd, SOL_PACKET, PACKET_LOSS, &v, sizeof(v)))
         return sock_err(pd, "PACKET_LOSS", errno);
@@ -415,7 +506,29 @@ static int open_queue(struct pkt_dev *pd, uint16_t i, const struct aioixy_dev_co
         return sock_err(pd, "PACKET_IGNORE_OUTGOING (needs Linux 4.20)", errno);
 
     size_t rx_len = 0;
-    if (pq->rx) {
+    uint32_t room = (cfg->buf_size ? cfg->buf_size : AIOIXY_DEFAULT_BUF_SIZE) - AIOIXY_PKT_HEADER;
+    if (pq->rx && o->v2) {
+        /* a slot holds its header, the sockaddr_ll and the frame: sized for what a buffer holds
+         * (and at most the MTU plus headers), a power of two so slots tile the blocks */
+        uint32_t want = pd->max_frame < room ? pd->max_frame : room;
+        uint32_t fsz = 2048;
+        while (fsz < want + TPACKET2_HDRLEN + 16 && fsz < RX_BLOCK_SIZE)
+            fsz *= 2;
+        uint32_t frames = cfg->rx_descs ? cfg->rx_descs : DEFAULT_RX_FRAMES;
+        uint32_t per_block = RX_BLOCK_SIZE / fsz;
+        pq->rx_blocks = (frames + per_block - 1) / per_block;
+        pq->rx_frame_size = fsz;
+        pq->rx_frames = pq->rx_blocks * per_block;
+        struct tpacket_req req = {
+            .tp_block_size = RX_BLOCK_SIZE,
+            .tp_block_nr = pq->rx_blocks,
+            .tp_frame_size = fsz,
+            .tp_frame_nr = pq->rx_frames,
+        };
+        if (setsockopt(pq->fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)))
+            return sock_err(pd, "PACKET_RX_RING", errno);
+        rx_len = (size_t)pq->rx_blocks * RX_BLOCK_SIZE;
+    } else if (pq->rx) {
         uint32_t frames = cfg->rx_descs ? cfg->rx_descs : DEFAULT_RX_FRAMES;
         uint64_t bytes = (uint64_t)frames * 2048u;
         pq->rx_blocks = (uint32_t)((bytes + RX_BLOCK_SIZE - 1) / RX_BLOCK_SIZE);
@@ -432,9 +545,9 @@ static int open_queue(struct pkt_dev *pd, uint16_t i, const struct aioixy_dev_co
             return sock_err(pd, "PACKET_RX_RING", errno);
         rx_len = (size_t)pq->rx_blocks * RX_BLOCK_SIZE;
     }
-    uint32_t room = (cfg->buf_size ? cfg->buf_size : AIOIXY_DEFAULT_BUF_SIZE) - AIOIXY_PKT_HEADER;
+    pq->tx_data_off = o->v2 ? TX_DATA_OFF_V2 : TX_DATA_OFF_V3;
     uint32_t fsz = 2048;
-    while (fsz < room + TX_DATA_OFF && fsz < RX_BLOCK_SIZE)
+    while (fsz < room + pq->tx_data_off && fsz < RX_BLOCK_SIZE)
         fsz *= 2;
     pq->tx_frame_size = fsz;
     uint32_t txf = cfg->tx_descs ? cfg->tx_descs : DEFAULT_TX_FRAMES;
@@ -447,7 +560,9 @@ static int open_queue(struct pkt_dev *pd, uint16_t i, const struct aioixy_dev_co
         .tp_frame_size = fsz,
         .tp_frame_nr = pq->tx_frames,
     };
-    if (setsockopt(pq->fd, SOL_PACKET, PACKET_TX_RING, &treq, sizeof(treq)))
+    /* V2 takes the first four fields only (struct tpacket_req) */
+    if (setsockopt(pq->fd, SOL_PACKET, PACKET_TX_RING, &treq,
+                   o->v2 ? sizeof(struct tpacket_req) : sizeof(treq)))
         return sock_err(pd, "PACKET_TX_RING", errno);
     size_t tx_len = (size_t)tx_blocks * RX_BLOCK_SIZE;
     pq->map_len = rx_len + tx_len;
@@ -522,6 +637,7 @@ static int pkt_open(const char *name, const struct aioixy_dev_config *cfg, struc
     pd->dev.num_tx_queues = cfg->tx_queues;
     pd->nq = cfg->rx_queues > cfg->tx_queues ? cfg->rx_queues : cfg->tx_queues;
     pd->max_frame = pd->nif.mtu + ETH_HLEN + 4; /* one VLAN tag may ride on top of the MTU */
+    pd->v2 = o.v2;
     rc = aioixy_dev_create_pools(&pd->dev, cfg);
     int fanout_id = -1;
     for (uint16_t i = 0; !rc && i < pd->nq; i++)
@@ -537,7 +653,7 @@ static int pkt_open(const char *name, const struct aioixy_dev_config *cfg, struc
     return 0;
 }
 
-static const char *const packet_options[] = {"qdisc_bypass", "fanout", "retire_ms", NULL};
+static const char *const packet_options[] = {"ring", "qdisc_bypass", "fanout", "retire_ms", NULL};
 
 static struct aioixy_driver packet_driver = {
     .name = "packet",

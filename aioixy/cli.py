@@ -31,7 +31,8 @@ EXIT_JOB_DIED = 4
 EPILOG = """\
 exit codes:
   0  the job ran and stopped (count or duration reached, Ctrl-C or SIGTERM), mempools whole
-  1  mempools not whole after the run: buffers leaked (a bug; please report it)
+  1  mempools not whole after the run (buffers leaked), or demo frames out of order: a bug;
+     please report it
   2  bad arguments or input: an option out of range, an unknown driver option, a file that
      cannot be read or is not a pcap file, a bad --http-token, a missing extra
   3  device or system error: no such device, busy, not permitted, no hugepages, device
@@ -427,7 +428,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     result = _runner(args)(_demo(args))
-    return EXIT_OK if result.pools_whole and not result.out_of_order else EXIT_POOLS_NOT_WHOLE
+    for d in result.dead:
+        print(f"aioixy: {d['task']} died: {d['error']}", file=sys.stderr)
+    if not result.pools_whole or result.out_of_order:
+        return EXIT_POOLS_NOT_WHOLE
+    return EXIT_JOB_DIED if result.dead else EXIT_OK
 
 
 def _cmd_job(args: argparse.Namespace) -> int:

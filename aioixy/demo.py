@@ -31,6 +31,8 @@ class DemoResult:
     mpps_forwarded: float
     mpps_received: float
     pools_whole: bool
+    #: tasks that died mid-run: {"task": name, "error": "Type: message"}
+    dead: list[dict[str, str]] = attrs.field(factory=list)
 
 
 async def run(device: str = "null", duration: float = 5.0, batch_size: int = 64,
@@ -70,7 +72,8 @@ async def run(device: str = "null", duration: float = 5.0, batch_size: int = 64,
                 if stop.is_set():
                     return
 
-        tasks = [asyncio.create_task(forward()), asyncio.create_task(sink())]
+        tasks = [asyncio.create_task(forward(), name=f"forward {device} -> pair:demo:a"),
+                 asyncio.create_task(sink(), name="sink pair:demo:b")]
         t0 = prev_t = time.perf_counter()
         prev_f = prev_r = 0
         tty = out.isatty() and not as_json
@@ -86,11 +89,17 @@ async def run(device: str = "null", duration: float = 5.0, batch_size: int = 64,
                 print(("\r" + line) if tty else line, end="" if tty else "\n", file=out,
                       flush=True)
             prev_t, prev_f, prev_r = now, forwarded, received
+            if any(t.done() for t in tasks):  # a task ended early: it died; stop and say so
+                break
         stop.set()
         elapsed = time.perf_counter() - t0
         for t in tasks:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        dead = [{"task": t.get_name(), "error": f"{type(r).__name__}: {r}"}
+                for t, r in zip(tasks, results, strict=True)
+                if isinstance(r, Exception) and not isinstance(r, asyncio.CancelledError)]
+        del results
         # a cancelled task keeps its CancelledError, whose traceback keeps the coroutine's
         # frame and the batch it held: drop them so the pools can be counted as whole below
         tasks.clear()
@@ -103,7 +112,7 @@ async def run(device: str = "null", duration: float = 5.0, batch_size: int = 64,
         out_of_order=disorder, rx_dropped=rx_dropped,
         mpps_forwarded=round(forwarded / elapsed / 1e6, 3),
         mpps_received=round(received / elapsed / 1e6, 3),
-        pools_whole=aioixy.native_pools_alive() == 0,
+        pools_whole=aioixy.native_pools_alive() == 0, dead=dead,
     )
     if as_json:
         print(json.dumps(attrs.asdict(result)), file=out)
@@ -111,5 +120,6 @@ async def run(device: str = "null", duration: float = 5.0, batch_size: int = 64,
         print(f"summary: forwarded {forwarded} packets ({result.mpps_forwarded} Mpps) "
               f"{device} -> pair:demo:a, received {received} on pair:demo:b "
               f"({result.mpps_received} Mpps), {rx_dropped} dropped, {disorder} out of order, "
-              f"mempools {'whole' if result.pools_whole else 'NOT whole'}", file=out)
+              f"mempools {'whole' if result.pools_whole else 'NOT whole'}"
+              + "".join(f"; DIED: {d['task']}: {d['error']}" for d in dead), file=out)
     return result

@@ -205,6 +205,9 @@ async def openapi(request: web.Request) -> web.Response:
 def make_app(control: ControlPlane | None = None, *, token: str | None = None) -> web.Application:
     """The control plane for `control` (a fresh, empty one if None).
 
+    Serve it with :func:`serving`, which tells it the address it listens on; an app served
+    some other way is treated as bound to loopback (reads without the token).
+
     `token` (generated if None; read it back with :func:`token_of`) must accompany every
     request that changes state, and every request once the app is served beyond loopback.
     """

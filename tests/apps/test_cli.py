@@ -415,3 +415,27 @@ def test_an_http_address_in_use_is_exit_3_and_no_task_dies_unheard():
                  "--http", f"127.0.0.1:{port}", "--json"])
     assert r.returncode == cli.EXIT_DEVICE, r.stderr
     assert "address already in use" in r.stderr.lower() and "Traceback" not in r.stderr
+
+
+def test_a_demo_task_that_dies_is_reported_and_exits_4(monkeypatch, capsys):
+    from aioixy import cli, demo
+
+    seen = 0
+
+    def frame_seq(data) -> int:  # the sink's frame reader fails after a few batches
+        nonlocal seen
+        seen += 1
+        if seen > 5:
+            raise ValueError("cannot read this frame")
+        return seen
+
+    monkeypatch.setattr(demo, "frame_seq", frame_seq)
+    assert cli.main(["demo", "--duration", "30", "--json"]) == cli.EXIT_JOB_DIED
+    out, err = capsys.readouterr()
+    result = last_json(out)
+    assert result["pools_whole"] is True and result["forwarded"] > 0
+    assert result["dead"] == [{"task": "sink pair:demo:b",
+                               "error": "ValueError: cannot read this frame"}]
+    assert "aioixy: sink pair:demo:b died: ValueError: cannot read this frame" in err
+    assert result["seconds"] < 30  # stopped when the task died, not at the duration
+    assert aioixy.native_pools_alive() == 0

@@ -284,14 +284,14 @@ async def _run_job(args: argparse.Namespace) -> dict:
             t.cancel()
         results = await asyncio.gather(*main_tasks, return_exceptions=True)
         await asyncio.gather(status, stopper, return_exceptions=True)
-        dead = []
-        for t, r in zip(main_tasks, results, strict=True):
-            if isinstance(r, aioixy.InvalidOption):
-                raise r  # bad input met by the job (exit 2), not a failure of the job
-            if isinstance(r, Exception) and not isinstance(r, asyncio.CancelledError):
-                # the job stopped for good: say so (and in the exit code), never "fine"
-                dead.append({"task": t.get_name(), "error": f"{type(r).__name__}: {r}"})
-        del results, r
+        bad = next((r for r in results if isinstance(r, aioixy.InvalidOption)), None)
+        if bad is not None:
+            raise bad  # bad input met by the job (exit 2), not a failure of the job
+        # a task that failed stopped the job for good: say so (and in the exit code)
+        dead = [{"task": t.get_name(), "error": f"{type(r).__name__}: {r}"}
+                for t, r in zip(main_tasks, results, strict=True)
+                if isinstance(r, Exception) and not isinstance(r, asyncio.CancelledError)]
+        del results  # their tracebacks hold the tasks' frames (and any batch in them)
         await _tx_drained(ports)
         summary = job.summary(ports)
         summary["dead"] = dead

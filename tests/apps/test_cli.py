@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import threading
 import time
 from pathlib import Path
@@ -215,10 +216,34 @@ def test_http_token_from_the_option_or_the_environment_and_a_warning_beyond_loca
 
 # --- SIGTERM (issue 10 item 7) ----------------------------------------------------------------
 
+def _catches_sigterm(proc: Proc) -> bool:
+    """The job has installed its SIGTERM handler (SigCgt in /proc): a SIGTERM sent before that
+    would kill an interpreter that is still importing, which says nothing about the job."""
+    try:
+        status = Path(f"/proc/{proc.p.pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(int(line.split()[1], 16) for line in status.splitlines()
+                  if line.startswith("SigCgt:"))
+    return bool(caught & (1 << (signal.SIGTERM - 1)))
+
+
+def _after_handler(proc: Proc, seconds: float):
+    """A ready() that holds `seconds` after the job was first seen handling SIGTERM."""
+    since: list[float] = []
+
+    def ready() -> bool:
+        if not since:
+            since.append(time.monotonic())
+        return time.monotonic() - since[0] >= seconds
+
+    return ready
+
+
 def _terminate_when(proc: Proc, ready) -> dict:
-    """SIGTERM once ready() holds; the process must end cleanly and print its summary."""
+    """SIGTERM once the job handles it and ready() holds; it must end cleanly with a summary."""
     deadline = time.monotonic() + 30
-    while not ready():
+    while not (_catches_sigterm(proc) and ready()):
         assert proc.p.poll() is None, proc.stderr()
         assert time.monotonic() < deadline, proc.stderr()
         time.sleep(0.02)
@@ -283,14 +308,14 @@ def test_sigterm_stops_every_long_running_command_like_ctrl_c(cmd, tmp_path):
                 w.write(make_frame(i))
     proc = Proc(["-m", "aioixy", *cmd, "--json"])
     try:
+        # with --json nothing is printed before the summary: give the running job a moment
+        # to move packets once it handles SIGTERM
+        settle = _after_handler(proc, 1.5 if cmd[0] == "demo" else 1.0)
         if cmd[0] == "demo":
-            time.sleep(1.5)  # the demo prints nothing before its summary with --json
-            summary = _terminate_when(proc, lambda: True)
+            summary = _terminate_when(proc, settle)
             assert summary["pools_whole"] is True and summary["forwarded"] > 0
             return
-        proc.p.stderr  # noqa: B018 - status lines are off with --json; poll the process
-        time.sleep(1.0)
-        summary = _terminate_when(proc, lambda: True)
+        summary = _terminate_when(proc, settle)
     finally:
         proc.kill()
     assert summary["job"] == cmd[0] and summary["packets"] > 0

@@ -166,8 +166,18 @@ class TestVM:
             if time.monotonic() > deadline:
                 raise TimeoutError("QEMU did not create its agent socket")
             time.sleep(0.05)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(str(sock_path))
+        # the path appears at QEMU's bind(), a moment before its listen(): refused until then
+        while True:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self.sock.connect(str(sock_path))
+                break
+            except ConnectionRefusedError:
+                self.sock.close()
+                self._check_alive()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         # the guest drops what arrives before its agent opened the port: ask until it answers
         self.sock.settimeout(0.5)
         while True:

@@ -149,7 +149,7 @@ async def test_checksum_status_per_packet_and_counted_errors():
 
 async def test_counters_under_overload_add_up():
     card, count = _card(), 20_000
-    async with aioixy.open(f"sim-82599:{card}:0", rx_descs=64, pool_size=1024,
+    async with aioixy.open(f"sim-82599:{card}:0", rx_descs=64,
                            options=f"wire=gen,count={count}") as p:
         await asyncio.sleep(0.5)  # nobody reads: the ring fills, the queue drops (QPRDC)
         got = await _drain_until(p, lambda g: False, timeout=3)

@@ -124,10 +124,8 @@ uint32_t aioixy_mempool_alloc_bulk(struct aioixy_mempool *p, struct aioixy_pkt_b
         bufs[i] = buf_at(p, p->stack[top + n - 1 - i]);
     atomic_store_explicit(&p->free_top, top, memory_order_relaxed);
     pool_unlock(p);
-    for (uint32_t i = 0; i < n; i++) {
+    for (uint32_t i = 0; i < n; i++)
         bufs[i]->len = 0;
-        bufs[i]->rx_flags = 0; /* no stale checksum status from the buffer's last packet */
-    }
     return n;
 }
 

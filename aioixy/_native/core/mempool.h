@@ -35,7 +35,8 @@ struct aioixy_pkt_buf {
     uint32_t idx;                 /* index in the pool */
     uint32_t len;                 /* packet length in bytes (data[0..len)) */
     uint64_t user;                /* free for the current owner (e.g. sequence, timestamp) */
-    uint32_t rx_flags;            /* AIOIXY_RX_* set by the receiving driver (0 = nothing known) */
+    uint32_t rx_flags;            /* AIOIXY_RX_*: a driver that reports them writes them on every
+                                   * packet it receives; 0 = nothing known */
     uint8_t headroom[28];         /* drivers may write metadata right before data */
     uint8_t data[];               /* 64-byte aligned packet data */
 };

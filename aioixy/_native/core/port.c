@@ -581,6 +581,7 @@ uint32_t aioixy_port_alloc(struct aioixy_port *port, uint16_t q, struct aioixy_p
         return 0;
     for (uint32_t i = 0; i < n; i++) {
         bufs[i]->len = len;
+        bufs[i]->rx_flags = 0; /* a fresh packet: nothing was checked */
         memset(bufs[i]->data, 0, len);
     }
     return n;

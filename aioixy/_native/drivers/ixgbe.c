@@ -141,14 +141,14 @@ static inline uint32_t rx_csum_flags(const union ixgbe_adv_rx_desc *desc, uint32
 
 /* A descriptor that does not complete a good frame: its buffer goes back to the pool. A frame
  * spanning descriptors (no EOP) is dropped whole - head, middle and tail - and counted once. */
-static void rx_discard(struct ixgbe_rxq *rq, uint32_t st, struct aioixy_pkt_buf *b)
+static void rx_discard(struct ixgbe_rxq *rq, bool *in_chain, uint32_t st, struct aioixy_pkt_buf *b)
 {
     if (!(st & IXGBE_RXD_STAT_EOP)) {
-        if (!rq->in_chain)
+        if (!*in_chain)
             count1(&rq->frame_errors);
-        rq->in_chain = true;
-    } else if (rq->in_chain) {
-        rq->in_chain = false; /* the tail of a chain already counted */
+        *in_chain = true;
+    } else if (*in_chain) {
+        *in_chain = false; /* the tail of a chain already counted */
     } else {
         count1(&rq->frame_errors); /* CRC, length, oversize, undersize or packet error */
     }
@@ -178,6 +178,7 @@ static uint32_t ixgbe_rx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_b
     if (!ready)
         return 0;
     uint32_t got = 0;
+    bool in_chain = rq->in_chain;
     i = rq->next;
     for (uint32_t k = 0; k < ready; k++) {
         union ixgbe_adv_rx_desc *desc = &rq->ring[i];
@@ -187,17 +188,18 @@ static uint32_t ixgbe_rx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_b
         /* deliver: a whole frame (EOP, not the tail of a chain) without frame errors; IPE/L4E
          * are checksum status, not reasons to drop (Linux drops on the frame errors only) */
         if (aioixy_likely((st & (IXGBE_RXD_STAT_EOP | IXGBE_RXD_ERR_FRAME)) == IXGBE_RXD_STAT_EOP &&
-                          !rq->in_chain)) {
+                          !in_chain)) {
             b->len = desc->wb.length;
+            uint32_t f = 0;
             if (st & (IXGBE_RXD_STAT_IPCS | IXGBE_RXD_STAT_L4CS)) {
-                uint32_t f = rx_csum_flags(desc, st);
-                b->rx_flags = f;
+                f = rx_csum_flags(desc, st);
                 if (aioixy_unlikely(f & (AIOIXY_RX_IP_CSUM_BAD | AIOIXY_RX_L4_CSUM_BAD)))
                     count1(&rq->csum_errors);
             }
+            b->rx_flags = f; /* always: the buffer may carry its previous packet's flags */
             bufs[got++] = b;
         } else {
-            rx_discard(rq, st, b);
+            rx_discard(rq, &in_chain, st, b);
         }
         rq->bufs[i] = nb;
         desc->read.pkt_addr = aioixy_pkt_data_iova(nb);
@@ -205,6 +207,7 @@ static uint32_t ixgbe_rx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_b
         i = (i + 1) & (rq->n - 1);
     }
     rq->next = i;
+    rq->in_chain = in_chain;
     /* the descriptors must be in memory before the device may fetch them */
     aioixy_dma_wmb();
     wr(d, rq->reg_tail, (i - 1) & (rq->n - 1));
@@ -239,15 +242,20 @@ static uint32_t ixgbe_tx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_b
     tx_reclaim(tq);
     /* one slot stays empty: tail == head means "ring empty" to the device */
     uint32_t space = (tq->clean - tq->tail - 1) & (tq->n - 1);
-    uint32_t t = tq->tail, used = 0, i = 0;
-    for (; i < n && used < space; i++) {
-        struct aioixy_pkt_buf *b = bufs[i];
+    uint32_t k = n < space ? n : space;
+    uint32_t t = tq->tail, i = 0;
+    /* locals: the descriptor stores below could alias these fields for the compiler */
+    const uint32_t mask = tq->n - 1, room = tq->max_len - IXGBE_TX_MIN_LEN;
+    while (i < k) {
+        struct aioixy_pkt_buf *b = bufs[i++];
         /* never a descriptor the DMA cannot handle: under 17 bytes (the minimum Linux pads
          * to for the PAYLEN field) or beyond the buffer. The port layer refuses these at
          * enqueue; this is the driver's own guard. One unsigned compare covers both ends. */
-        if (aioixy_unlikely(b->len - IXGBE_TX_MIN_LEN > tq->max_len - IXGBE_TX_MIN_LEN)) {
+        if (aioixy_unlikely(b->len - IXGBE_TX_MIN_LEN > room)) {
             count1(&tq->bad_len);
             aioixy_mempool_free(b); /* accepted and dropped: counted in tx_errors */
+            if (k < n)
+                k++; /* it took no slot: one more packet fits */
             continue;
         }
         union ixgbe_adv_tx_desc *desc = &tq->ring[t];
@@ -256,10 +264,9 @@ static uint32_t ixgbe_tx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_b
         desc->read.cmd_type_len = IXGBE_TXD_CMD_EOP | IXGBE_TXD_CMD_RS | IXGBE_TXD_CMD_IFCS |
                                   IXGBE_TXD_CMD_DEXT | IXGBE_TXD_DTYP_DATA | b->len;
         desc->read.olinfo_status = b->len << IXGBE_TXD_PAYLEN_SHIFT;
-        t = (t + 1) & (tq->n - 1);
-        used++;
+        t = (t + 1) & mask;
     }
-    if (used) {
+    if (t != tq->tail) {
         tq->tail = t;
         aioixy_dma_wmb();
         wr(d, tq->reg_tail, t);
@@ -518,7 +525,7 @@ static int init_rx(struct ixgbe_dev *d, const struct aioixy_dev_config *cfg)
     /* 4.6.7: receive stays off while the queues are set up */
     clear_bits(d, IXGBE_RXCTRL, IXGBE_RXCTRL_RXEN);
     /* one traffic class: all 512 KB of the rx packet buffer to buffer 0 (Linux
-     * ixgbe_set_rxpba with one TC; 4.6.11.3.1 without DCB) */
+     * ixgbe_set_rxpba with one traffic class) */
     wr(d, IXGBE_RXPBSIZE(0), IXGBE_RXPBSIZE_512KB);
     for (int i = 1; i < 8; i++)
         wr(d, IXGBE_RXPBSIZE(i), 0);

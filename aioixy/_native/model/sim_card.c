@@ -6,16 +6,29 @@
  *    read/write transactions (see ixgbe.h for why);
  *  - CTRL.RST: registers back to their defaults, the bit self-clears after 1 ms; any access in
  *    that millisecond is a fault (4.6.3.2); EEC.ARD and RDRXCTL.DMAIDONE come up afterwards;
- *  - AUTOC.AN_RESTART (self-clearing) brings the link up a few ms later: LINKS.UP, 10 Gb/s;
+ *  - the board (option id=, default 10FB): its EEPROM link mode in AUTOC/AUTOC2; AN_RESTART
+ *    (self-clearing) brings the link up only in a mode the medium supports and while the
+ *    AUTOC2 link-disable bits are clear (media per id as Linux ixgbe_get_media_type_82599);
+ *  - reset only after the stop sequence: queues and RXEN off, CTRL.GIO_DIS with STATUS.GIO
+ *    clear (datasheet 5.2.5.3.2, Linux ixgbe_stop_adapter_generic / ixgbe_disable_pcie_master);
+ *  - the rx-enable erratum: RXEN under traffic without SECRXCTRL.RX_DIS + SECRXSTAT.SECRX_RDY
+ *    hangs the rx DMA (Linux ixgbe_enable_rx_dma_82599);
+ *  - DCA_RXCTRL bit 12 (must be 0: ixy, Snabb) and the relaxed-ordering bits (Linux
+ *    ixgbe_start_hw_gen2) come up set and must be cleared before a queue is enabled; packet
+ *    buffer sizes and TXPBTHRESH checked at RXEN / DMATXCTL.TE (Linux ixgbe_set_rxpba);
  *  - RXDCTL/TXDCTL.ENABLE latch 100 us after the write, and only if the ring registers make
  *    sense at that moment; RDH/TDH move as descriptors are processed;
  *  - transmit: advanced data descriptors from TDH to TDT, gathered until EOP, padded to 60
  *    bytes (HLREG0.TXPADEN), DD written back when RS is set;
  *  - receive: L2 filter (RAL/RAH(0), FCTRL.BAM/UPE/MPE), RSS (Toeplitz hash over the fields
  *    MRQC enables, 128-entry RETA), advanced one-buffer descriptors written back with DD, EOP,
- *    length, RSS type and hash (RXCSUM.PCSD), frames larger than a buffer split over several;
- *  - statistics: GPRC, GPTC, GORC, GOTC (octets include the 4-byte CRC), MPC, QPRC, QPTC, all
- *    clear on read, the high octet halves latched by reading the low halves;
+ *    length, RSS type and hash (RXCSUM.PCSD), packet type and checksum status (IPCS/IPE,
+ *    L4CS/L4E, and L4E for UDP checksum 0: the erratum of Linux ixgbe_rx_checksum), frames
+ *    larger than a buffer split over a descriptor chain with EOP on the last (7.1.6);
+ *  - statistics: GPRC/GORC (good frames including missed ones: DPDK ixgbe_read_stats_registers,
+ *    Linux subtracts MPC), GPTC, GOTC (octets include the 4-byte CRC), MPC, QPRC/QBRC/QPRDC per
+ *    RQSMR statistics counter (QPRDC: no descriptor with SRRCTL.DROP_EN), QPTC, all clear on
+ *    read, the high octet halves latched by reading the low halves;
  *  - the wire: the two ports of a card cabled together (wire=cable, the default), a port cabled
  *    to itself (wire=loop), or a port facing a traffic generator (wire=gen: numbered UDP frames
  *    over `flows` flows, `count` of them or forever, at line rate). With flow_control the
@@ -23,7 +36,9 @@
  * What is caught (a fault is recorded, the offending action is refused, tests fail):
  *    descriptor or ring addresses outside DMA memory, a tail beyond the ring, a queue enabled
  *    before its ring registers (or tx queues before DMATXCTL.TE), ring registers changed while
- *    the queue runs, register access during reset, unknown descriptor types, bad lengths.
+ *    the queue runs, register access during reset, unknown descriptor types, bad lengths
+ *    (tx frames under 17 bytes: Linux ixgbe_xmit_frame_ring pads to 17), and the mistakes
+ *    listed with the behaviours above.
  * DMA: IOVA = virtual address; an address is valid only inside a live DMA_ANON region.
  * One model thread per card does the engines' work; it holds the card lock per round.
  */

@@ -294,8 +294,12 @@ def main() -> None:
             secs = args.seconds * (3 if kind == "firewall-python" else 1)
             record(f"forward {kind}", loop,
                    median_of(run, lambda k=kind, s=secs: forward(k, s), args.reps))
-        for mb in (64, 256):
-            runs = [run(latency(mb, 10_000, max(args.seconds, 1.0))) for _ in range(args.reps)]
+        # before/after interleaved run by run, so a change in the machine's load hits both
+        lat_runs: dict[int, list[dict]] = {64: [], 256: []}
+        for _ in range(args.reps):
+            for mb, runs in lat_runs.items():
+                runs.append(run(latency(mb, 10_000, max(args.seconds, 1.0))))
+        for mb, runs in lat_runs.items():
             row = {"loop": loop, "rx_burst_max": mb,
                    "p50_us": statistics.median(r["p50_us"] for r in runs),
                    "p99_us": statistics.median(r["p99_us"] for r in runs),

@@ -55,17 +55,35 @@ static inline uint32_t fold(uint64_t s)
     return (uint32_t)s;
 }
 
+/* The ones' complement sum of len bytes, folded to 16 bits, in network order. Words are
+ * loaded in host order, four bytes at a time, and the folded sum is byte-swapped once at the
+ * end: the sum is independent of byte order up to that swap (RFC 1071, 2.B). */
 static uint64_t sum_bytes(const uint8_t *p, uint32_t len)
 {
     uint64_t s = 0;
     uint32_t i = 0;
-    for (; i + 4 <= len; i += 4)
-        s += rd32(p + i);
-    for (; i + 2 <= len; i += 2)
-        s += rd16(p + i);
-    if (i < len)
-        s += (uint32_t)p[i] << 8;
-    return s;
+    for (; i + 4 <= len; i += 4) {
+        uint32_t w;
+        memcpy(&w, p + i, 4);
+        s += w;
+    }
+    if (i + 2 <= len) {
+        uint16_t w;
+        memcpy(&w, p + i, 2);
+        s += w;
+        i += 2;
+    }
+    if (i < len) { /* a last odd byte is the high half of a network-order word */
+        uint8_t last[2] = {p[i], 0};
+        uint16_t w;
+        memcpy(&w, last, 2);
+        s += w;
+    }
+    uint32_t f = fold(s);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    f = (uint32_t)__builtin_bswap16((uint16_t)f);
+#endif
+    return f;
 }
 
 /* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for a 16-bit word changing from m to m'. */

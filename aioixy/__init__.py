@@ -9,6 +9,7 @@ from aioixy.batchops import Filter, merge
 from aioixy.config import IdlePolicy, PortConfig, path_pool_size
 from aioixy.errors import (
     AioixyError,
+    BatchBusy,
     DeviceBusy,
     DeviceError,
     DeviceIOError,
@@ -18,10 +19,13 @@ from aioixy.errors import (
     NoHugepages,
     NotPermitted,
     OutOfMemory,
+    PacketRejected,
     PacketReleased,
     PoolExhausted,
     PoolSizeWarning,
     PortClosed,
+    PortForked,
+    WrongThread,
 )
 from aioixy.packet import Packet, PacketBatch
 from aioixy.port import Port, RxStream, native_pools_alive, open
@@ -30,9 +34,10 @@ from aioixy.stats import DeviceStats, LinkStatus, PortStats, QueueStats
 __version__ = "0.1.0"
 
 __all__ = [
-    "AioixyError", "DeviceBusy", "DeviceError", "DeviceIOError", "DeviceNotFound", "DeviceStats",
-    "DeviceTimeout", "Filter", "IdlePolicy", "InvalidOption", "LinkStatus", "NoHugepages",
-    "NotPermitted", "OutOfMemory", "Packet", "PacketBatch", "PacketReleased", "PoolExhausted",
-    "PoolSizeWarning", "Port", "PortClosed", "PortConfig", "PortStats", "QueueStats", "RxStream",
-    "merge", "native_pools_alive", "open", "path_pool_size",
+    "AioixyError", "BatchBusy", "DeviceBusy", "DeviceError", "DeviceIOError", "DeviceNotFound",
+    "DeviceStats", "DeviceTimeout", "Filter", "IdlePolicy", "InvalidOption", "LinkStatus",
+    "NoHugepages", "NotPermitted", "OutOfMemory", "Packet", "PacketBatch", "PacketRejected",
+    "PacketReleased", "PoolExhausted", "PoolSizeWarning", "Port", "PortClosed", "PortConfig",
+    "PortForked", "PortStats", "QueueStats", "RxStream", "WrongThread", "merge",
+    "native_pools_alive", "open", "path_pool_size",
 ]

@@ -98,6 +98,7 @@ class BatchOps:
     _start: int
     _n: int
     _holes: int
+    _check_idle: Any
 
     def _slots(self):
         """(pointer to the first slot still ours, slot count)."""
@@ -276,6 +277,7 @@ class BatchOps:
         return self._split_native(p, n, ffi.from_buffer("uint8_t[]", m))
 
     def _split_native(self, p, n: int, mask_c) -> tuple[PacketBatch, PacketBatch]:
+        self._check_idle()  # a waiting tx of this batch must keep its buffers where they are
         cls = type(self)
         yes = ffi.new(_BUF_ARRAY, n or 1)
         no = ffi.new(_BUF_ARRAY, n or 1)
@@ -288,6 +290,8 @@ class BatchOps:
     @classmethod
     def merge(cls, *batches: PacketBatch) -> PacketBatch:
         """One batch owning every packet the given batches still own; they end up empty."""
+        for b in batches:
+            b._check_idle()
         total = sum(len(b) for b in batches)
         arr = ffi.new(_BUF_ARRAY, total or 1)
         k = 0

@@ -61,6 +61,31 @@ class PortClosed(AioixyError):
     """The port is closed."""
 
 
+class PacketRejected(InvalidOption):
+    """The device cannot send this packet: its length is outside the device's limits, or its
+    buffer is memory the device cannot DMA from. The packet (and every one after it in the same
+    call) stays with its batch; ``sent`` packets before it were queued."""
+
+    def __init__(self, message: str, sent: int = 0) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+class BatchBusy(AioixyError):
+    """A ``tx`` of this batch is still waiting for ring space: the batch cannot be released or
+    sent again until it returns (or is cancelled)."""
+
+
+class WrongThread(AioixyError, RuntimeError):
+    """A port belongs to the thread running the event loop that opened it; another thread
+    called it (use ``loop.call_soon_threadsafe`` / ``asyncio.run_coroutine_threadsafe``)."""
+
+
+class PortForked(PortClosed):
+    """The port was opened by the parent of this forked process: the child has none of its
+    poller threads and must not touch the device (open a new port in the child)."""
+
+
 #: The class of each native error code (enum aioixy_err in core/common.h; numbers from there).
 _BY_CODE: dict[int, type[AioixyError]] = {
     lib.AIOIXY_EINVAL: InvalidOption,

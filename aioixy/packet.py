@@ -9,6 +9,10 @@ explicit and moves in one direction only:
 * ``batch.release()``, leaving a ``with batch:`` block, or the batch being garbage collected
   returns every buffer the batch still owns to its pool, in one native call.
 
+A buffer is in flight at most once: a tx that names the same packet twice is refused, and while
+a ``tx`` of a batch waits for ring space the batch is busy (:class:`BatchBusy` for a release or
+another tx of it), so no buffer the native ring may already hold is ever freed or sent twice.
+
 A memoryview obtained from ``pkt.data`` is NOT tracked: do not keep it past the packet's
 release (the same rule as a buffer you got from ``mmap``).
 """
@@ -21,7 +25,7 @@ from itertools import repeat
 
 from aioixy._ffi import ffi, lib
 from aioixy.batchops import BatchOps
-from aioixy.errors import InvalidOption, PacketReleased
+from aioixy.errors import BatchBusy, InvalidOption, PacketReleased
 
 _free_bulk = lib.aioixy_mempool_free_bulk
 _unpack = ffi.unpack
@@ -123,13 +127,14 @@ class PacketBatch(BatchOps):
     :class:`aioixy.batchops.BatchOps`.
     """
 
-    __slots__ = ("__weakref__", "_bufs", "_holes", "_n", "_start")
+    __slots__ = ("__weakref__", "_bufs", "_busy", "_holes", "_n", "_start")
 
     def __init__(self, bufs, n: int) -> None:
         self._bufs = bufs
         self._n = n
         self._start = 0  # slots before _start are no longer ours
         self._holes = 0  # slots after _start taken individually (set to NULL)
+        self._busy = 0  # txs of (packets of) this batch waiting for ring space
 
     def __len__(self) -> int:
         return self._n - self._start - self._holes
@@ -162,6 +167,11 @@ class PacketBatch(BatchOps):
         s, n = self._start, self._n
         if s >= n:
             return
+        if self._busy:
+            raise BatchBusy(
+                "this batch cannot be released while a tx of it waits for ring space: the port "
+                "may already hold some of its buffers (await or cancel that tx first)"
+            )
         self._start = n
         if self._holes:
             owned = [b for b in self._bufs[s:n] if b]
@@ -177,6 +187,13 @@ class PacketBatch(BatchOps):
     def __exit__(self, *exc: object) -> None:
         self.release()
 
+    def _check_idle(self) -> None:
+        if self._busy:
+            raise BatchBusy(
+                "this batch is already being sent by a tx that waits for ring space: await it "
+                "(or cancel it) before sending the batch or its packets again"
+            )
+
     def __del__(self) -> None:
         # at interpreter shutdown the native library may already be gone
         with contextlib.suppress(Exception):
@@ -188,7 +205,8 @@ class PacketBatch(BatchOps):
     # --- ownership transfer, used by Port.tx ---------------------------------------------
 
     def _handover(self):
-        """``(array, count, commit)``: the buffers this batch owns, for a new owner.
+        """``(array, count, commit)``: the buffers this batch owns, for a new owner (see
+        :meth:`_check_idle`: a batch a waiting tx holds is handed over only once).
 
         The new owner takes some prefix of ``array[0:count]`` and calls ``commit(k)`` for the
         first k it took, from then on this batch no longer owns (or frees) them. What it did
@@ -216,6 +234,14 @@ def handover(packets: list[Packet]):
     """``(array, count, commit)`` for single packets (of any batches), like
     :meth:`PacketBatch._handover`: ``commit(k)`` takes the first k from their batches."""
     bufs = [p._buf() for p in packets]
+    # a buffer may be in flight once: a second copy would be freed twice by the driver
+    if len(bufs) > 1 and len(set(bufs)) != len(bufs):
+        seen: set = set()
+        dup = next(i for i, b in enumerate(bufs) if b in seen or seen.add(b))
+        raise InvalidOption(
+            f"packet {dup} of this tx is the same packet as an earlier one: a buffer can be "
+            "sent only once (copy it into a fresh packet from alloc() to send it twice)"
+        )
     arr = ffi.new("struct aioixy_pkt_buf *[]", bufs)
 
     def commit(k: int) -> None:
@@ -224,3 +250,15 @@ def handover(packets: list[Packet]):
         del packets[:k]
 
     return arr, len(bufs), commit
+
+
+def _forget_buffers_after_fork() -> None:
+    """In a forked child the pools are copies whose locks a parent thread may have held at the
+    fork: freeing into them could hang. The child just forgets its buffers (its memory goes
+    with it); the parent still accounts for every one of them."""
+    global _free_bulk
+    _free_bulk = _forget
+
+
+def _forget(bufs, n: int) -> None:
+    """What releasing does in a forked child: nothing (see above)."""

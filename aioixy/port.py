@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import attrs
 
-from aioixy import errors
+from aioixy import errors, packet
 from aioixy._ffi import ffi, lib
 from aioixy.config import PortConfig
-from aioixy.errors import InvalidOption, PoolExhausted, PortClosed
+from aioixy.errors import (
+    InvalidOption,
+    PacketRejected,
+    PoolExhausted,
+    PortClosed,
+    PortForked,
+    WrongThread,
+)
 from aioixy.frames import MIN_FRAME
 from aioixy.info import PortInfo, port_info
 from aioixy.packet import Packet, PacketBatch, handover
@@ -22,12 +31,22 @@ from aioixy.wakeup import QueueWaiter, wait_any
 _BUF_ARRAY = "struct aioixy_pkt_buf *[]"
 _rx_dequeue = lib.aioixy_rx_dequeue
 _tx_enqueue = lib.aioixy_tx_enqueue
+_tx_check = lib.aioixy_tx_check
+_get_ident = threading.get_ident
 
 #: An rx stream that always finds data would never give the event loop back; after this many
 #: consecutive batches it yields once (``asyncio.sleep(0)``), so timers, other streams and an
 #: HTTP control plane in the same loop keep running. 16 batches of 64 is ~1k packets: ~100 us
 #: of work at the rates this reaches, a negligible cost per yield.
 YIELD_EVERY = 16
+
+#: The same for senders: a ``tx`` that always finds ring space never suspends, so a sender
+#: coroutine would starve every receiver on its loop (their rings overflow while it runs). Every
+#: this many tx calls without a wait, tx yields once before it takes the packets.
+TX_YIELD_EVERY = 8
+
+# every open Port of this process, so a fork can disarm them in the child
+_open_ports: weakref.WeakSet[Port] = weakref.WeakSet()
 
 
 def native_pools_alive() -> int:
@@ -51,9 +70,17 @@ class Port:
         self.tx_queues: int = info.tx_queues
         self.mac: str = info.mac
         self._nq = info.num_queues
+        self._pid_opened = os.getpid()
         self._waiters = [QueueWaiter(loop, native, q) for q in range(self._nq)]
         self._closed = False
-        self._thread = threading.get_ident()
+        self._forked = False
+        # the loop's thread: the only one that may use the port (SPSC rings, waiters)
+        self._thread = _get_ident()
+        self._tx_turns = 0
+        #: the frame lengths tx accepts (shorter or longer: PacketRejected)
+        self.min_tx_len: int = info.min_tx_len
+        self.max_tx_len: int = info.max_tx_len
+        _open_ports.add(self)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -62,10 +89,15 @@ class Port:
         return self._closed
 
     def close(self) -> None:
-        """Stop the pollers and close the device. Batches still held stay valid until freed."""
+        """Stop the pollers and close the device. Batches still held stay valid until freed.
+
+        In a forked child this returns at once: the child has no poller threads to stop, and
+        the device (and its pools) stay the parent's."""
         if self._closed:
             return
+        self._check_thread()
         self._closed = True
+        _open_ports.discard(self)
         for w in self._waiters:
             w.close()
         lib.aioixy_port_close(self._p)
@@ -75,7 +107,9 @@ class Port:
         """Like :meth:`close`, but a slow device shutdown runs off the event loop."""
         if self._closed:
             return
+        self._check_thread()
         self._closed = True
+        _open_ports.discard(self)
         for w in self._waiters:
             w.close()
         p, self._p = self._p, None
@@ -88,8 +122,36 @@ class Port:
         await self.aclose()
 
     def _check(self) -> None:
-        if self._closed:
-            raise PortClosed(f"port {self.name} is closed")
+        if self._closed or _get_ident() != self._thread:
+            self._raise_unusable()
+
+    def _check_thread(self) -> None:
+        if _get_ident() != self._thread:
+            self._raise_unusable()
+
+    def _raise_unusable(self) -> None:
+        if self._forked:
+            raise PortForked(
+                f"port {self.name} was opened by process {self._pid_opened}, the parent of this "
+                "forked process: the child has none of its poller threads, so the port cannot be "
+                "used here (close() is a no-op; open a new port in the child)"
+            )
+        if _get_ident() != self._thread:
+            raise WrongThread(
+                f"port {self.name} belongs to the thread running its event loop (ident "
+                f"{self._thread}); it was called from thread {_get_ident()}: hand the work to "
+                "that loop with loop.call_soon_threadsafe or asyncio.run_coroutine_threadsafe"
+            )
+        raise PortClosed(f"port {self.name} is closed")
+
+    def _after_fork_in_child(self) -> None:
+        # no native call and no loop call: the eventfds and the epoll set are shared with the
+        # parent, whose port is still running
+        self._forked = True
+        self._closed = True
+        self._p = None
+        for w in self._waiters:
+            w._closed = True
 
     def _check_queue(self, queue: int, what: str, limit: int) -> None:
         if not isinstance(queue, int) or not 0 <= queue < limit:
@@ -122,40 +184,87 @@ class Port:
     # --- transmit ------------------------------------------------------------------------
 
     def _gather(self, packets: PacketBatch | Packet | Iterable[Packet]):
-        """(array, count, commit) for what is to be sent; commit(k) hands over the first k."""
+        """(array, count, commit, batches) for what is to be sent; commit(k) hands over the
+        first k; `batches` are the batches the packets belong to (busy while tx waits)."""
         if isinstance(packets, PacketBatch):
-            return packets._handover()
-        return handover([packets] if isinstance(packets, Packet) else list(packets))
+            if packets._busy:
+                packets._check_idle()
+            return (*packets._handover(), (packets,))
+        pk = [packets] if isinstance(packets, Packet) else list(packets)
+        batches = {p._batch for p in pk}
+        for b in batches:
+            if b._busy:
+                b._check_idle()
+        return (*handover(pk), batches)
+
+    def _rejected(self, queue: int, buf, sent: int) -> PacketRejected | None:
+        """Why the enqueue stopped before `buf`: None if only the ring was full."""
+        if not _tx_check(self._p, queue, buf):
+            return None
+        msg = ffi.string(lib.aioixy_last_error()).decode(errors="replace")
+        return PacketRejected(f"{msg} ({sent} packets before it were queued; it and the rest "
+                              "stay with their batch)", sent)
 
     async def tx(self, packets: PacketBatch | Packet | Iterable[Packet], queue: int = 0) -> int:
         """Send packets; they belong to the port once this returns.
 
-        Waits (without blocking the loop) while the tx ring is full. If cancelled, the packets
-        not yet queued remain owned by their batch (and go back to the pool with it).
+        Waits (without blocking the loop) while the tx ring is full, and yields to the loop
+        every few calls even when it has room. If cancelled, the packets not yet queued remain
+        owned by their batch (and go back to the pool with it). A packet the device cannot send
+        (see :attr:`min_tx_len`, :attr:`max_tx_len`; a buffer it cannot DMA from) raises
+        :class:`PacketRejected`: it and the packets after it stay with their batch.
         """
         self._check()
         self._check_queue(queue, "tx", self.tx_queues)
-        arr, n, commit = self._gather(packets)
-        sent = 0
-        p = self._p
-        while True:
-            k = _tx_enqueue(p, queue, arr + sent, n - sent)
-            if k:
-                commit(k)
-                sent += k
-            if sent == n:
-                return n
-            await self._waiters[queue].wait(False, True)
+        if self._tx_turns >= TX_YIELD_EVERY:
+            # before anything is taken: a cancellation here leaves every packet with its batch
+            self._tx_turns = 0
+            await asyncio.sleep(0)
             self._check()
+        self._tx_turns += 1
+        arr, n, commit, batches = self._gather(packets)
+        p = self._p
+        sent = _tx_enqueue(p, queue, arr, n)
+        if sent:
+            commit(sent)
+        if sent == n:
+            return n
+        # slow path: the batches stay busy until this call returns, so nobody frees or resends
+        # a buffer the ring may already hold
+        for b in batches:
+            b._busy += 1
+        try:
+            while True:
+                exc = self._rejected(queue, arr[sent], sent)
+                if exc is not None:
+                    raise exc
+                self._tx_turns = 0
+                await self._waiters[queue].wait(False, True)
+                self._check()
+                k = _tx_enqueue(p, queue, arr + sent, n - sent)
+                if k:
+                    commit(k)
+                    sent += k
+                if sent == n:
+                    return n
+        finally:
+            for b in batches:
+                b._busy -= 1
 
     def tx_nowait(self, packets: PacketBatch | Packet | Iterable[Packet], queue: int = 0) -> int:
-        """Queue as many packets as fit right now; returns how many (the rest stay yours)."""
+        """Queue as many packets as fit right now; returns how many (the rest stay yours).
+
+        A packet the device cannot send raises :class:`PacketRejected` (see :meth:`tx`)."""
         self._check()
         self._check_queue(queue, "tx", self.tx_queues)
-        arr, n, commit = self._gather(packets)
+        arr, n, commit, _ = self._gather(packets)
         k = _tx_enqueue(self._p, queue, arr, n)
         if k:
             commit(k)
+        if k < n:
+            exc = self._rejected(queue, arr[k], k)
+            if exc is not None:
+                raise exc
         return k
 
     def alloc(self, count: int, size: int = MIN_FRAME, queue: int = 0) -> PacketBatch:
@@ -251,8 +360,12 @@ class RxStream:
         nq = len(queues)
         size = self._batch
         arr = ffi.new(_BUF_ARRAY, size)
+        if _get_ident() != port._thread:
+            port._raise_unusable()
         while True:
             if port._closed:
+                if port._forked:
+                    port._raise_unusable()
                 raise StopAsyncIteration
             self._since_yield += 1
             if self._since_yield >= YIELD_EVERY:
@@ -304,6 +417,26 @@ class PacketStream:
         return pkt
 
 
+async def _finish(fut: asyncio.Future):
+    """The result of `fut` (None if it failed), waited for through any cancellation: what it
+    does must not be abandoned half-way."""
+    while not fut.done():
+        try:
+            await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            continue
+        except Exception:  # reported below as None
+            break
+    return None if fut.cancelled() or fut.exception() is not None else fut.result()
+
+
+async def _undo_open(loop: asyncio.AbstractEventLoop, fut: asyncio.Future) -> None:
+    """Wait for an abandoned open to finish and close what it opened."""
+    native = await _finish(fut)
+    if native is not None:
+        await _finish(loop.run_in_executor(None, lib.aioixy_port_close, native))
+
+
 class _Opener:
     """What :func:`open` returns: ``await`` it, or use it with ``async with``."""
 
@@ -324,8 +457,17 @@ class _Opener:
             return out[0]
 
         # hardware open waits for reset and link (seconds): never on the event loop thread
-        native = await loop.run_in_executor(None, do_open)
-        del keep
+        fut = loop.run_in_executor(None, do_open)
+        try:
+            native = await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            # The open runs on regardless in its thread. Cancellation takes effect once it has
+            # finished and its port is closed again: otherwise the device would stay open with
+            # its pollers running and nobody holding it (every retry: DeviceBusy).
+            await _undo_open(loop, fut)
+            raise
+        finally:
+            del keep
         try:
             return Port(native, cfg, loop)
         except BaseException:
@@ -360,3 +502,12 @@ def open(device: str = "null", **options: Any) -> _Opener:
 
 
 _OPTION_NAMES = frozenset(a.name for a in attrs.fields(PortConfig)) - {"device"}
+
+
+def _disarm_ports_in_child() -> None:
+    packet._forget_buffers_after_fork()
+    for port in list(_open_ports):
+        port._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_disarm_ports_in_child)

@@ -186,11 +186,13 @@ async def replay(port: aioixy.Port, job: Job, path: str, limiter: RateLimiter | 
     limiter = limiter or RateLimiter(None, batch)
     if frames is None:
         frames, _ = load_pcap(path)
-    room = port.info.data_room
+    # checked before anything is sent: the port would refuse the frame half-way through
+    lo, hi = port.info.min_tx_len, port.info.max_tx_len
     for i, frame in enumerate(frames):
-        if len(frame) > room:
-            raise aioixy.InvalidOption(f"{path}: packet {i + 1} has {len(frame)} bytes, more than "
-                                       f"a buffer of this port holds ({room})")
+        if not lo <= len(frame) <= hi:
+            raise aioixy.InvalidOption(
+                f"{path}: packet {i + 1} has {len(frame)} bytes; {port.name} ({port.driver}) "
+                f"sends frames of {lo}..{hi} bytes (a buffer holds {port.info.data_room})")
     pos = 0
     while pos < len(frames) and not job.stop.is_set():
         n = await limiter.allow(min(batch, len(frames) - pos))

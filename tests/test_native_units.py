@@ -87,6 +87,57 @@ def test_mempool_outlives_release_until_buffers_return():
     assert lib.aioixy_mempool_live_count() == live
 
 
+def test_mempool_refuses_a_double_free_and_never_overfills():
+    pool = lib.aioixy_mempool_create(_anon(), 8, 2048)
+    bad = lib.aioixy_mempool_bad_frees()
+    try:
+        bufs = ffi.new("struct aioixy_pkt_buf *[8]")
+        assert lib.aioixy_mempool_alloc_bulk(pool, bufs, 2) == 2
+        twice = ffi.new("struct aioixy_pkt_buf *[3]", [bufs[0], bufs[0], bufs[1]])
+        lib.aioixy_mempool_free_bulk(twice, 3)
+        assert lib.aioixy_mempool_bad_frees() == bad + 1
+        assert lib.aioixy_mempool_free_count(pool) == 8  # not 9
+        lib.aioixy_mempool_free_bulk(twice, 1)  # already free: refused again
+        assert lib.aioixy_mempool_bad_frees() == bad + 2
+        assert lib.aioixy_mempool_free_count(pool) == 8
+        # nothing aliased: the whole pool is handed out, each buffer once
+        assert lib.aioixy_mempool_alloc_bulk(pool, bufs, 8) == 8
+        assert len({bufs[i].idx for i in range(8)}) == 8
+        lib.aioixy_mempool_free_bulk(bufs, 8)
+    finally:
+        lib.aioixy_mempool_release(pool)
+
+
+def test_dma_reachability_follows_the_memory_kind():
+    def ctx(kind: int, fd: int = -1):
+        c = ffi.new("struct aioixy_dma_ctx *")
+        c.kind = kind
+        c.vfio_container_fd = fd
+        return c
+
+    host = lib.aioixy_mempool_create(ctx(lib.DMA_HOST), 4, 2048)
+    model = lib.aioixy_mempool_create(ctx(lib.DMA_ANON), 4, 2048)
+    try:
+        reach = lib.aioixy_mempool_dma_reachable
+        # software devices copy with the CPU: anything
+        assert reach(host, ctx(lib.DMA_HOST)) and reach(model, ctx(lib.DMA_HOST))
+        # a model reads registered model memory only; hardware reads neither
+        assert reach(model, ctx(lib.DMA_ANON)) and not reach(host, ctx(lib.DMA_ANON))
+        for kind in (lib.DMA_HUGEPAGE, lib.DMA_VFIO):
+            assert not reach(host, ctx(kind, 5)) and not reach(model, ctx(kind, 5))
+        # the model's IOMMU (the DMA_ANON registry) does not know host memory
+        bufs = ffi.new("struct aioixy_pkt_buf *[2]")
+        assert lib.aioixy_mempool_alloc_bulk(host, bufs, 1) == 1
+        assert lib.aioixy_mempool_alloc_bulk(model, bufs + 1, 1) == 1
+        win = ffi.new("struct aioixy_dma_window *")
+        assert not lib.aioixy_dma_anon_lookup(bufs[0].iova, 64, win)
+        assert lib.aioixy_dma_anon_lookup(bufs[1].iova, 64, win)
+        lib.aioixy_mempool_free_bulk(bufs, 2)
+    finally:
+        lib.aioixy_mempool_release(host)
+        lib.aioixy_mempool_release(model)
+
+
 def test_mempool_rejects_bad_geometry():
     assert lib.aioixy_mempool_create(_anon(), 10, 1000) == ffi.NULL
     assert b"power of two" in ffi.string(lib.aioixy_last_error())

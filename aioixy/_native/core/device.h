@@ -113,6 +113,13 @@ struct aioixy_dev {
     uint8_t mac[6];
     bool promisc;
     struct aioixy_dma_ctx dma;
+    /* What tx_batch may be given, checked by the port layer when Python enqueues (so a bad
+     * packet is refused in the caller's hands, never written to a descriptor): lengths in
+     * [min_tx_len, max_tx_len] and buffers from pools this device can DMA from
+     * (aioixy_mempool_dma_reachable with `dma`); with tx_own_pools, only from its own pools.
+     * Set by the driver's open; 0 means "no limit of its own" (1 and the buffer size). */
+    uint32_t min_tx_len, max_tx_len;
+    bool tx_own_pools;
     /* one pool per queue index (max(rx, tx) queues), created by the driver with
      * aioixy_dev_create_pools() once its DMA context is ready */
     uint16_t num_pools;

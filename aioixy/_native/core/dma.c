@@ -182,6 +182,7 @@ int aioixy_dma_alloc(const struct aioixy_dma_ctx *ctx, size_t size, bool contigu
     void *p = NULL;
     int rc;
     switch (ctx->kind) {
+    case DMA_HOST:
     case DMA_ANON: {
         long page = sysconf(_SC_PAGESIZE);
         out->map_size = (size + (size_t)page - 1) & ~((size_t)page - 1);
@@ -192,7 +193,7 @@ int aioixy_dma_alloc(const struct aioixy_dma_ctx *ctx, size_t size, bool contigu
         out->virt = p;
         out->iova = (uint64_t)(uintptr_t)p;
         out->contiguous = true;
-        if (!anon_register(p, out->map_size)) {
+        if (ctx->kind == DMA_ANON && !anon_register(p, out->map_size)) {
             munmap(p, out->map_size);
             memset(out, 0, sizeof(*out));
             return aioixy_set_error(AIOIXY_ENOMEM, "more than %d DMA regions are live", ANON_MAX);
@@ -269,6 +270,15 @@ void aioixy_dma_free(struct aioixy_dma_mem *mem)
         anon_unregister(mem->virt);
     munmap(mem->virt, mem->map_size);
     memset(mem, 0, sizeof(*mem));
+}
+
+bool aioixy_dma_reachable(const struct aioixy_dma_mem *mem, const struct aioixy_dma_ctx *ctx)
+{
+    if (ctx->kind == DMA_HOST)
+        return true;
+    if (mem->kind != ctx->kind)
+        return false;
+    return ctx->kind != DMA_VFIO || mem->vfio_container_fd == ctx->vfio_container_fd;
 }
 
 uint64_t aioixy_dma_iova(const struct aioixy_dma_mem *mem, const void *addr)

@@ -1,5 +1,8 @@
-/* DMA-able memory: one interface, three providers.
+/* DMA-able memory: one interface, three providers, and plain host memory.
  *
+ *  DMA_HOST      plain anonymous memory no device may DMA from: software devices (null, pair)
+ *                move it with the CPU. Not in the DMA_ANON registry, so a device model refuses
+ *                it like an IOMMU would refuse memory that was never mapped.
  *  DMA_ANON      plain anonymous memory, IOVA == virtual address. For software devices and
  *                device models (the 82599 model DMAs with IOVA = VA), never for real hardware.
  *  DMA_HUGEPAGE  2 MiB hugepages (MAP_HUGETLB), mlocked, IOVA = physical address read from
@@ -15,7 +18,7 @@
 
 #define AIOIXY_HUGEPAGE_SIZE (2u * 1024u * 1024u)
 
-enum aioixy_dma_kind { DMA_ANON = 0, DMA_HUGEPAGE = 1, DMA_VFIO = 2 };
+enum aioixy_dma_kind { DMA_ANON = 0, DMA_HUGEPAGE = 1, DMA_VFIO = 2, DMA_HOST = 3 };
 
 /* Per-device DMA context: which provider, and for VFIO the container fd. */
 struct aioixy_dma_ctx {
@@ -40,6 +43,12 @@ struct aioixy_dma_mem {
 int aioixy_dma_alloc(const struct aioixy_dma_ctx *ctx, size_t size, bool contiguous,
                      struct aioixy_dma_mem *out);
 void aioixy_dma_free(struct aioixy_dma_mem *mem);
+
+/* Can a device with DMA context `ctx` reach memory from `mem`? A DMA_HOST device (the CPU
+ * copies) reaches anything; a DMA_ANON device (a model: IOVA = VA, checked against the global
+ * registry) reaches DMA_ANON memory; DMA_HUGEPAGE (physical addresses) reaches DMA_HUGEPAGE; a
+ * VFIO device reaches only what is mapped in its own container. */
+bool aioixy_dma_reachable(const struct aioixy_dma_mem *mem, const struct aioixy_dma_ctx *ctx);
 
 /* IOVA of an arbitrary address inside a region from aioixy_dma_alloc (pagemap lookup for
  * HUGEPAGE, identity for ANON/VFIO). Returns 0 on failure (address 0 is never valid DMA). */

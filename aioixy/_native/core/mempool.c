@@ -1,6 +1,7 @@
 #include "mempool.h"
 
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,8 @@ struct aioixy_mempool {
 };
 
 static atomic_uint live_pools;
+static _Atomic uint64_t bad_frees;
+static atomic_flag bad_free_reported = ATOMIC_FLAG_INIT;
 
 static void pool_lock(struct aioixy_mempool *p)
 {
@@ -84,6 +87,7 @@ struct aioixy_mempool *aioixy_mempool_create(const struct aioixy_dma_ctx *ctx, u
         b->idx = i;
         b->len = 0;
         b->rx_flags = 0;
+        atomic_init(&b->state, AIOIXY_BUF_FREE);
         /* LIFO: hand out low indices first, so a small working set stays cache-hot */
         p->stack[i] = num_bufs - 1 - i;
     }
@@ -124,9 +128,21 @@ uint32_t aioixy_mempool_alloc_bulk(struct aioixy_mempool *p, struct aioixy_pkt_b
         bufs[i] = buf_at(p, p->stack[top + n - 1 - i]);
     atomic_store_explicit(&p->free_top, top, memory_order_relaxed);
     pool_unlock(p);
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
         bufs[i]->len = 0;
+        atomic_store_explicit(&bufs[i]->state, AIOIXY_BUF_OUT, memory_order_relaxed);
+    }
     return n;
+}
+
+static void refuse_free(const struct aioixy_pkt_buf *b, const char *why)
+{
+    atomic_fetch_add_explicit(&bad_frees, 1, memory_order_relaxed);
+    /* once per process: a loop of bad frees must not flood stderr */
+    if (!atomic_flag_test_and_set_explicit(&bad_free_reported, memory_order_relaxed))
+        fprintf(stderr, "aioixy: refused to free packet buffer %u of pool %p: %s (a buffer was "
+                "freed twice; it was NOT returned again, so the pool stays consistent)\n",
+                b->idx, (void *)b->pool, why);
 }
 
 /* Frees a run of buffers that all belong to p. */
@@ -134,8 +150,20 @@ static void free_run(struct aioixy_mempool *p, struct aioixy_pkt_buf *const *buf
 {
     pool_lock(p);
     uint32_t top = atomic_load_explicit(&p->free_top, memory_order_relaxed);
-    for (uint32_t i = 0; i < n; i++)
-        p->stack[top++] = bufs[i]->idx;
+    for (uint32_t i = 0; i < n; i++) {
+        struct aioixy_pkt_buf *b = bufs[i];
+        /* the header line is read for idx anyway: the state check costs no extra miss */
+        if (aioixy_unlikely(atomic_load_explicit(&b->state, memory_order_relaxed) != AIOIXY_BUF_OUT)) {
+            refuse_free(b, "it is already free");
+            continue;
+        }
+        if (aioixy_unlikely(top >= p->num_bufs)) {
+            refuse_free(b, "the pool is already full");
+            continue;
+        }
+        atomic_store_explicit(&b->state, AIOIXY_BUF_FREE, memory_order_relaxed);
+        p->stack[top++] = b->idx;
+    }
     atomic_store_explicit(&p->free_top, top, memory_order_relaxed);
     bool destroy = p->released && top == p->num_bufs;
     pool_unlock(p);
@@ -180,3 +208,10 @@ void *aioixy_mempool_region(const struct aioixy_mempool *p, size_t *len)
     *len = (size_t)p->num_bufs * p->buf_size;
     return p->mem.virt;
 }
+uint64_t aioixy_mempool_bad_frees(void) { return atomic_load_explicit(&bad_frees, memory_order_relaxed); }
+
+bool aioixy_mempool_dma_reachable(const struct aioixy_mempool *p, const struct aioixy_dma_ctx *ctx)
+{
+    return aioixy_dma_reachable(&p->mem, ctx);
+}
+int aioixy_mempool_dma_kind(const struct aioixy_mempool *p) { return (int)p->mem.kind; }

@@ -26,6 +26,8 @@
 #define AIOIXY_MAX_BUF_SIZE 65536u
 #define AIOIXY_DEFAULT_BUF_SIZE 2048u
 #define AIOIXY_MAX_POOL_BUFS (1u << 22)
+#define AIOIXY_BUF_FREE 0x46524545u   /* "FREE" */
+#define AIOIXY_BUF_OUT 0x4f555420u    /* "OUT " */
 
 struct aioixy_mempool;
 
@@ -37,7 +39,12 @@ struct aioixy_pkt_buf {
     uint64_t user;                /* free for the current owner (e.g. sequence, timestamp) */
     uint32_t rx_flags;            /* AIOIXY_RX_*: a driver that reports them writes them on every
                                    * packet it receives; 0 = nothing known */
-    uint8_t headroom[28];         /* drivers may write metadata right before data */
+    /* AIOIXY_BUF_FREE while in the pool's stack, AIOIXY_BUF_OUT once handed out: a free of a
+     * buffer that is already free is refused (never pushed twice, which would alias it). Only
+     * the pool changes it, under the pool lock (alloc stores OUT just after the lock, where a
+     * racing free of the same buffer can only be a bug, and is then refused as a double free). */
+    _Atomic uint32_t state;
+    uint8_t headroom[24];         /* drivers may write metadata right before data */
     uint8_t data[];               /* 64-byte aligned packet data */
 };
 /* rx_flags: what the device checked. "checked" without "bad" means the checksum is good. */
@@ -57,7 +64,9 @@ void aioixy_mempool_release(struct aioixy_mempool *pool);
 /* Take up to n buffers (all-or-nothing: returns n or 0). len is set to 0. */
 uint32_t aioixy_mempool_alloc_bulk(struct aioixy_mempool *pool, struct aioixy_pkt_buf **bufs,
                                    uint32_t n);
-/* Return n buffers to their home pools (they may come from different pools). */
+/* Return n buffers to their home pools (they may come from different pools). A buffer that is
+ * already free (a double free) or that would overfill its pool's stack is refused: skipped,
+ * counted (aioixy_mempool_bad_frees) and reported once on stderr, never pushed twice. */
 void aioixy_mempool_free_bulk(struct aioixy_pkt_buf *const *bufs, uint32_t n);
 
 struct aioixy_pkt_buf *aioixy_mempool_alloc(struct aioixy_mempool *pool);
@@ -75,6 +84,13 @@ void *aioixy_mempool_region(const struct aioixy_mempool *pool, size_t *len);
 /* Number of pools alive in the process (created and not yet destroyed): lets tests prove that
  * closing a port frees all native memory. */
 uint32_t aioixy_mempool_live_count(void);
+/* Frees refused since the process started (double frees, overfills): 0 unless something freed
+ * a buffer it did not own. */
+uint64_t aioixy_mempool_bad_frees(void);
+
+/* Can a device whose DMA context is `ctx` read this pool's buffers? */
+bool aioixy_mempool_dma_reachable(const struct aioixy_mempool *pool, const struct aioixy_dma_ctx *ctx);
+int aioixy_mempool_dma_kind(const struct aioixy_mempool *pool); /* enum aioixy_dma_kind */
 
 static inline uint64_t aioixy_pkt_data_iova(const struct aioixy_pkt_buf *b)
 {

@@ -48,6 +48,8 @@ struct port_queue {
     struct aioixy_port *port AIOIXY_CACHE_ALIGNED;
     struct aioixy_ring *rx_ring;
     struct aioixy_ring *tx_ring;
+    uint32_t min_tx_len, tx_len_span; /* valid: len - min_tx_len <= tx_len_span (unsigned) */
+    struct aioixy_mempool *own_pool;  /* this queue's pool: always DMA-reachable */
     uint16_t qid;
     bool do_rx, do_tx;
     bool started;
@@ -374,6 +376,9 @@ int aioixy_port_open(const char *device, const struct aioixy_port_config *cfg, s
         q->qid = i;
         q->do_rx = cfg->rx_enabled && i < dev->num_rx_queues;
         q->do_tx = i < dev->num_tx_queues;
+        q->min_tx_len = dev->min_tx_len;
+        q->tx_len_span = dev->max_tx_len - dev->min_tx_len;
+        q->own_pool = i < dev->num_pools ? dev->pools[i] : NULL;
         q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (q->efd < 0) {
             rc = aioixy_set_error(AIOIXY_EIO, "eventfd failed: %s", strerror(errno));
@@ -456,9 +461,9 @@ void aioixy_port_info(struct aioixy_port *port, struct aioixy_port_info *out)
         out->data_room = aioixy_mempool_data_room(dev->pools[0]);
         out->pool_size = aioixy_mempool_size(dev->pools[0]);
     }
-    /* no driver states tx length limits of its own yet: anything from empty to a full buffer */
-    out->min_tx_len = 0;
-    out->max_tx_len = out->data_room;
+    /* what aioixy_tx_enqueue accepts: the driver's limits, and never more than a buffer */
+    out->min_tx_len = dev->min_tx_len;
+    out->max_tx_len = dev->max_tx_len < out->data_room ? dev->max_tx_len : out->data_room;
     pthread_mutex_unlock(&port->ctl_lock);
 }
 
@@ -484,15 +489,80 @@ static inline void kick(struct port_queue *pq)
     (void)rc; /* EAGAIN only if the counter is saturated: the poller is awake anyway */
 }
 
+static bool pool_ok(const struct aioixy_dev *dev, const struct aioixy_mempool *pool)
+{
+    if (!dev->tx_own_pools)
+        return aioixy_mempool_dma_reachable(pool, &dev->dma);
+    for (uint16_t i = 0; i < dev->num_pools; i++)
+        if (dev->pools[i] == pool)
+            return true;
+    return false;
+}
+
+/* How many leading buffers the device may be given (see struct aioixy_dev). Runs on the caller's
+ * thread so a bad packet stays in the caller's hands: the driver never sees it. One compare per
+ * packet on a header line the poller reads next anyway; the pool check only when the pool
+ * changes from one packet to the next. */
+static inline uint32_t tx_valid_prefix(const struct port_queue *pq, struct aioixy_pkt_buf *const *bufs,
+                                       uint32_t n)
+{
+    const struct aioixy_mempool *reachable = pq->own_pool;
+    const uint32_t min = pq->min_tx_len, span = pq->tx_len_span;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct aioixy_pkt_buf *b = bufs[i];
+        if (aioixy_unlikely(b->len - min > span))
+            return i;
+        if (aioixy_unlikely(b->pool != reachable)) {
+            if (!pool_ok(pq->port->dev, b->pool))
+                return i;
+            reachable = b->pool;
+        }
+    }
+    return n;
+}
+
 uint32_t aioixy_tx_enqueue(struct aioixy_port *port, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n)
 {
     struct port_queue *pq = port->q[q];
     if (!pq->tx_ring)
         return 0;
-    uint32_t k = aioixy_ring_enqueue_burst(pq->tx_ring, (void *const *)bufs, n);
+    uint32_t k = aioixy_ring_enqueue_burst(pq->tx_ring, (void *const *)bufs, tx_valid_prefix(pq, bufs, n));
     if (k && pq->kick_fd >= 0)
         kick(pq);
     return k;
+}
+
+static const char *dma_kind_name(int kind)
+{
+    switch (kind) {
+    case DMA_ANON: return "device-model";
+    case DMA_HUGEPAGE: return "hugepage (physical address)";
+    case DMA_VFIO: return "VFIO-mapped";
+    case DMA_HOST: return "plain host";
+    }
+    return "unknown";
+}
+
+int aioixy_tx_check(struct aioixy_port *port, uint16_t q, const struct aioixy_pkt_buf *buf)
+{
+    struct port_queue *pq = port->q[q];
+    const struct aioixy_dev *dev = port->dev;
+    aioixy_clear_error();
+    if (buf->len < dev->min_tx_len)
+        return aioixy_set_error(AIOIXY_EINVAL, "packet of %u bytes refused: %s (%s) sends frames of "
+                                "at least %u bytes", buf->len, dev->name, dev->driver, dev->min_tx_len);
+    if (buf->len > dev->max_tx_len)
+        return aioixy_set_error(AIOIXY_EINVAL, "packet of %u bytes refused: %s (%s) sends frames of "
+                                "at most %u bytes", buf->len, dev->name, dev->driver, dev->max_tx_len);
+    if (buf->pool != pq->own_pool && !pool_ok(dev, buf->pool))
+        return aioixy_set_error(AIOIXY_EINVAL, "packet refused: its buffer comes from a pool %s (%s) "
+                                "cannot DMA from (%s memory of another port; this device needs %s "
+                                "memory%s): copy it into a buffer from this port's alloc()",
+                                dev->name, dev->driver,
+                                dma_kind_name(aioixy_mempool_dma_kind(buf->pool)),
+                                dma_kind_name(dev->dma.kind),
+                                dev->tx_own_pools ? " from its own pools" : "");
+    return 0;
 }
 
 int aioixy_queue_prepare_wait(struct aioixy_port *port, uint16_t q, bool want_rx, bool want_tx)

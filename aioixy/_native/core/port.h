@@ -96,7 +96,13 @@ void aioixy_port_info(struct aioixy_port *port, struct aioixy_port_info *out);
 
 /* Python side, event-loop thread only (one consumer / producer per queue). */
 uint32_t aioixy_rx_dequeue(struct aioixy_port *port, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n);
+/* Queues the longest prefix of bufs that fits the ring and that the device accepts (see
+ * struct aioixy_dev: lengths, DMA reachability); returns its length. */
 uint32_t aioixy_tx_enqueue(struct aioixy_port *port, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n);
+/* Why aioixy_tx_enqueue stopped before `buf` (the first buffer it did not take): 0 if `buf`
+ * is valid for this device (the ring was full), else -AIOIXY_EINVAL with the reason set (a
+ * length outside [min_tx_len, max_tx_len], or memory the device cannot DMA from). */
+int aioixy_tx_check(struct aioixy_port *port, uint16_t q, const struct aioixy_pkt_buf *buf);
 /* Announce the intention to sleep until rx data (want_rx) and/or tx space (want_tx) is there.
  * Returns 1 if the condition is already true (do not sleep; the flag is withdrawn), else 0:
  * the poller will write the eventfd once it is. */

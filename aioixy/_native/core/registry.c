@@ -89,6 +89,18 @@ static int validate(const struct aioixy_dev_config *cfg)
     return 0;
 }
 
+/* Limits a driver left at 0 get the generic ones: no frame is shorter than one byte. */
+static int finish_open(int rc, struct aioixy_dev **out)
+{
+    if (rc == 0 && *out) {
+        if (!(*out)->min_tx_len)
+            (*out)->min_tx_len = 1;
+        if (!(*out)->max_tx_len)
+            (*out)->max_tx_len = UINT32_MAX;
+    }
+    return rc;
+}
+
 /* Every driver is opened through here: its options are checked against the keys it declares. */
 static int open_with(const struct aioixy_driver *d, const char *name,
                      const struct aioixy_dev_config *cfg, struct aioixy_dev **out)
@@ -116,7 +128,7 @@ int aioixy_dev_open(const char *name, const struct aioixy_dev_config *cfg, struc
         /* "null" claims "null" and "null:..."; "pair:" claims "pair:..." */
         if (strncmp(name, d->prefix, pl) == 0 &&
             (name[pl] == '\0' || name[pl] == ':' || d->prefix[pl - 1] == ':'))
-            return open_with(d, name, cfg, out);
+            return finish_open(open_with(d, name, cfg, out), out);
     }
     char addr[32];
     char known[256];
@@ -139,7 +151,7 @@ int aioixy_dev_open(const char *name, const struct aioixy_dev_config *cfg, struc
     for (struct aioixy_driver *d = drivers; d; d = d->next)
         for (const struct aioixy_pci_id *id = d->pci_ids; id && id->vendor; id++)
             if (id->vendor == vendor && id->device == device)
-                return open_with(d, addr, cfg, out);
+                return finish_open(open_with(d, addr, cfg, out), out);
     return aioixy_set_error(AIOIXY_ENODEV,
                             "PCI device %s (%04x:%04x, class %06x) is not supported: no aioixy "
                             "driver for it (drivers built in: %s)", addr, vendor, device, klass, known);

@@ -655,6 +655,9 @@ int aioixy_ixgbe_attach(const char *name, const struct ixgbe_backing *backing,
     d->dev.num_rx_queues = cfg->rx_queues;
     d->dev.num_tx_queues = cfg->tx_queues;
     d->dev.dma = backing->dma;
+    /* 82599 transmit without TSO: at least 17 bytes, at most 15.5 KiB per packet */
+    d->dev.min_tx_len = 17;
+    d->dev.max_tx_len = 15872;
 
     /* The 82599 fills rx buffers in 1 KiB units, so a buffer needs 2 KiB of data room for a
      * full-size frame: with the 64-byte header that means 4 KiB buffers. */

@@ -168,8 +168,9 @@ static int null_open(const char *name, const struct aioixy_dev_config *cfg, stru
     static const uint8_t mac[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
     memcpy(nd->dev.mac, mac, 6);
     nd->dev.promisc = cfg->promisc;
-    nd->dev.dma.kind = DMA_ANON;
+    nd->dev.dma.kind = DMA_HOST; /* no device reads these buffers: the CPU frees them */
     nd->dev.dma.vfio_container_fd = -1;
+    nd->dev.min_tx_len = 14; /* an Ethernet header; no upper limit but the buffer */
     nd->pkt_size = size;
     build_template(nd);
     rc = aioixy_dev_create_pools(&nd->dev, cfg);

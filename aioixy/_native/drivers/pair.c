@@ -258,8 +258,9 @@ static int pair_open(const char *name, const struct aioixy_dev_config *cfg, stru
     e->dev.num_rx_queues = cfg->rx_queues;
     e->dev.num_tx_queues = cfg->tx_queues;
     e->dev.promisc = cfg->promisc;
-    e->dev.dma.kind = DMA_ANON;
+    e->dev.dma.kind = DMA_HOST; /* buffers cross the wire by pointer: the CPU only */
     e->dev.dma.vfio_container_fd = -1;
+    e->dev.min_tx_len = 14; /* an Ethernet header; the peer receives whole buffers of any size */
     e->side = side;
     e->flow_control = cfg->flow_control;
     /* locally administered MAC derived from the wire name, last byte tells the end */

@@ -417,6 +417,9 @@ static int virtio_open(const char *addr, const struct aioixy_dev_config *cfg, st
     vd->dev.num_tx_queues = 1;
     vd->dev.dma.kind = DMA_HUGEPAGE;
     vd->dev.dma.vfio_container_fd = -1;
+    /* no offloads negotiated: one Ethernet frame of at most MTU 1500 plus a VLAN tag */
+    vd->dev.min_tx_len = 14;
+    vd->dev.max_tx_len = 1518;
 
     /* hugepages first: failing for lack of them must not leave the device unbound */
     if ((rc = aioixy_dev_create_pools(&vd->dev, cfg)))

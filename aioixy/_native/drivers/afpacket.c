@@ -616,7 +616,7 @@ static int pkt_open(const char *name, const struct aioixy_dev_config *cfg, struc
         pd->q[i].fd = -1;
     pthread_mutex_init(&pd->lock, NULL);
     pd->dev.ops = &pkt_ops;
-    pd->dev.dma.kind = DMA_ANON;
+    pd->dev.dma.kind = DMA_HOST; /* the kernel copies: tx takes buffers from any pool */
     pd->dev.dma.vfio_container_fd = -1;
     rc = aioixy_netif_lookup(ifname, &pd->nif);
     if (!rc)
@@ -638,6 +638,8 @@ static int pkt_open(const char *name, const struct aioixy_dev_config *cfg, struc
     pd->nq = cfg->rx_queues > cfg->tx_queues ? cfg->rx_queues : cfg->tx_queues;
     pd->max_frame = pd->nif.mtu + ETH_HLEN + 4; /* one VLAN tag may ride on top of the MTU */
     pd->v2 = o.v2;
+    pd->dev.min_tx_len = ETH_HLEN;       /* refused in the caller's hands (port layer) */
+    pd->dev.max_tx_len = pd->max_frame;
     rc = aioixy_dev_create_pools(&pd->dev, cfg);
     int fanout_id = -1;
     for (uint16_t i = 0; !rc && i < pd->nq; i++)

@@ -691,7 +691,11 @@ static int xdp_open(const char *name, const struct aioixy_dev_config *cfg, struc
     x->nif = nif;
     dev->num_rx_queues = cfg->rx_queues;
     dev->num_tx_queues = cfg->tx_queues;
-    dev->dma.kind = DMA_ANON; /* the kernel pins the pages itself when the UMEM is registered */
+    /* the kernel pins the pages itself when the UMEM is registered; tx copies a buffer from any
+     * other pool into the UMEM, so for the port layer's check it reaches any memory */
+    dev->dma.kind = DMA_HOST;
+    dev->min_tx_len = 14;              /* an Ethernet header ... */
+    dev->max_tx_len = nif.mtu + 18;    /* ... to an MTU frame with a VLAN tag, as tx checks */
     dev->dma.vfio_container_fd = -1;
     memcpy(dev->mac, nif.mac, 6);
     dev->promisc = read_promisc(ifname);

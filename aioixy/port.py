@@ -197,6 +197,14 @@ class Port:
                 b._check_idle()
         return (*handover(pk), batches)
 
+    def can_send_buffers_of(self, other: Port) -> bool:
+        """Whether this port can transmit buffers of `other` (e.g. forward its rx batches)
+        as they are. False when this is a hardware device and `other`'s pools are memory it
+        cannot DMA from (a software port's): copy the bytes into this port's own ``alloc()``."""
+        self._check()
+        other._check()
+        return all(lib.aioixy_port_reaches_pool_of(self._p, other._p, q) for q in range(other._nq))
+
     def _rejected(self, queue: int, buf, sent: int) -> PacketRejected | None:
         """Why the enqueue stopped before `buf`: None if only the ring was full."""
         if not _tx_check(self._p, queue, buf):

@@ -144,10 +144,18 @@ async def pktgen(port: aioixy.Port, job: Job, size: int = MIN_FRAME, count: int 
 
 async def forward(src: aioixy.Port, dst: aioixy.Port, job: Job) -> None:
     """Everything src receives goes out of dst, until job.stop."""
+    # a hardware dst cannot DMA from a software src's buffers: then every frame is copied
+    direct = dst.can_send_buffers_of(src)
     async for batch in src.rx():
         n, nbytes = len(batch), batch.nbytes
         with batch:
-            await dst.tx(batch)
+            if direct:
+                await dst.tx(batch)
+            else:
+                with dst.alloc(n, size=0) as out:
+                    for o, pkt in zip(out, batch, strict=True):
+                        o.write(pkt.data)
+                    await dst.tx(out)
         job.packets += n
         job.bytes += nbytes
         if job.stop.is_set():

@@ -276,6 +276,30 @@ async def test_sim82599_refuses_buffers_from_a_software_pool():
         assert _whole(soft, a, b)
 
 
+async def test_forwarding_from_a_software_port_to_a_model_port_copies_the_frames():
+    from aioixy.tools import Job, forward
+
+    n = _name("fwdcopy")
+    card = _name("fwdsim")
+    async with aioixy.open(f"pair:{n}:a") as pa, aioixy.open(f"pair:{n}:b") as pb, \
+            aioixy.open(f"sim-82599:{card}:0") as a, aioixy.open(f"sim-82599:{card}:1") as b:
+        assert not a.can_send_buffers_of(pb) and pb.can_send_buffers_of(a)
+        assert b.can_send_buffers_of(a)
+        job = Job("fwd")
+        fwd = asyncio.create_task(forward(pb, a, job))
+        batch = pa.alloc(32, size=60)
+        fill(batch, 0, [60] * 32)
+        await pa.tx(batch)
+        got = await asyncio.wait_for(_drain(b, 32), 20)
+        assert sorted(check_frame(f) for f in got) == list(range(32))
+        job.stop.set()
+        fwd.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await fwd
+        await _settle(pa, pb, a, b)
+        assert _whole(pa, pb)
+
+
 # --- 4. a cancelled open leaves nothing open -----------------------------------------------
 
 

@@ -532,6 +532,13 @@ uint32_t aioixy_tx_enqueue(struct aioixy_port *port, uint16_t q, struct aioixy_p
     return k;
 }
 
+bool aioixy_port_reaches_pool_of(struct aioixy_port *dst, struct aioixy_port *src, uint16_t q)
+{
+    if (q >= src->dev->num_pools)
+        return false;
+    return pool_ok(dst->dev, src->dev->pools[q]);
+}
+
 static const char *dma_kind_name(int kind)
 {
     switch (kind) {

@@ -102,6 +102,8 @@ uint32_t aioixy_tx_enqueue(struct aioixy_port *port, uint16_t q, struct aioixy_p
 /* Why aioixy_tx_enqueue stopped before `buf` (the first buffer it did not take): 0 if `buf`
  * is valid for this device (the ring was full), else -AIOIXY_EINVAL with the reason set (a
  * length outside [min_tx_len, max_tx_len], or memory the device cannot DMA from). */
+/* Can `dst` transmit buffers from `src`'s queue-q pool without a copy? */
+bool aioixy_port_reaches_pool_of(struct aioixy_port *dst, struct aioixy_port *src, uint16_t q);
 int aioixy_tx_check(struct aioixy_port *port, uint16_t q, const struct aioixy_pkt_buf *buf);
 /* Announce the intention to sleep until rx data (want_rx) and/or tx space (want_tx) is there.
  * Returns 1 if the condition is already true (do not sleep; the flag is withdrawn), else 0:

@@ -54,8 +54,11 @@ async def run(device: str = "null", duration: float = 5.0, batch_size: int = 64,
             nonlocal forwarded
             async for batch in src.rx():
                 n = len(batch)
-                await a.tx(batch)
-                forwarded += n
+                try:
+                    await a.tx(batch)
+                finally:
+                    forwarded += n - len(batch)  # a cancelled tx may have sent a prefix
+                    batch.release()
                 if stop.is_set():
                     return
 

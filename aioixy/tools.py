@@ -147,17 +147,20 @@ async def forward(src: aioixy.Port, dst: aioixy.Port, job: Job) -> None:
     # a hardware dst cannot DMA from a software src's buffers: then every frame is copied
     direct = dst.can_send_buffers_of(src)
     async for batch in src.rx():
-        n, nbytes = len(batch), batch.nbytes
         with batch:
-            if direct:
-                await dst.tx(batch)
-            else:
-                with dst.alloc(n, size=0) as out:
-                    for o, pkt in zip(out, batch, strict=True):
-                        o.write(pkt.data)
-                    await dst.tx(out)
-        job.packets += n
-        job.bytes += nbytes
+            sending = batch if direct else dst.alloc(len(batch), size=0)
+            if not direct:
+                for o, pkt in zip(sending, batch, strict=True):
+                    o.write(pkt.data)
+            n, nbytes = len(sending), sending.nbytes
+            try:
+                await dst.tx(sending)
+            finally:
+                # a tx cancelled while it waits for ring space has sent a prefix: count it
+                job.packets += n - len(sending)
+                job.bytes += nbytes - sending.nbytes
+                if sending is not batch:
+                    sending.release()
         if job.stop.is_set():
             return
 

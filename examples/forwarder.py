@@ -35,8 +35,12 @@ async def forward(src: aioixy.Port, dst: aioixy.Port, counts: dict[str, int]) ->
     async for batch in src.rx():
         batch.set_src_mac(mac)
         n = len(batch)
-        await dst.tx(batch)  # the batch belongs to dst now: nothing is copied
-        counts[key] = counts.get(key, 0) + n
+        try:
+            await dst.tx(batch)  # the batch belongs to dst now: nothing is copied
+        finally:
+            # cancelled while waiting for ring space, tx has sent a prefix: count what went
+            counts[key] = counts.get(key, 0) + n - len(batch)
+            batch.release()
 
 
 async def check(port: aioixy.Port, expect_src: bytes, result: dict[str, int]) -> None:

@@ -149,6 +149,7 @@ async def _run(kind: str, steps: list[tuple]) -> None:
     assert lib.aioixy_mempool_bad_frees() == bad_frees
 
 
+@pytest.mark.filterwarnings("ignore::aioixy.PoolSizeWarning")  # small pools on purpose
 @pytest.mark.parametrize("kind", ["null", "pair", "sim-82599"])
 @settings(max_examples=20, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -17,7 +17,9 @@ import aioixy
 from aioixy._ffi import lib
 from aioixy.testing import check_frame, fill, make_frame
 
-pytestmark = pytest.mark.usefixtures("no_leaks")
+# small pools on purpose (a whole pool is allocated, rings fill): no sizing advice wanted
+pytestmark = [pytest.mark.usefixtures("no_leaks"),
+              pytest.mark.filterwarnings("ignore::aioixy.PoolSizeWarning")]
 _ids = itertools.count()
 
 

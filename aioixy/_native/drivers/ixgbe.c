@@ -656,7 +656,7 @@ int aioixy_ixgbe_attach(const char *name, const struct ixgbe_backing *backing,
     d->dev.num_tx_queues = cfg->tx_queues;
     d->dev.dma = backing->dma;
     /* 82599 transmit without TSO: at least 17 bytes, at most 15.5 KiB per packet */
-    d->dev.min_tx_len = 17;
+    d->dev.min_tx_len = IXGBE_TX_MIN_LEN;
     d->dev.max_tx_len = 15872;
 
     /* The 82599 fills rx buffers in 1 KiB units, so a buffer needs 2 KiB of data room for a

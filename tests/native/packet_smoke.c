@@ -167,7 +167,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "FAIL: %u pools still alive after close\n", aioixy_mempool_live_count());
         return 1;
     }
-    printf("packet_smoke %s: %llu frames over 2 fan-out queues x 3 rounds ok\n", ring + 5,
+    printf("packet_smoke: %s, %llu frames over 2 fan-out queues x 3 rounds ok\n", ring,
            (unsigned long long)n);
     return 0;
 }

@@ -49,9 +49,9 @@ def missing_prerequisites() -> str | None:
     return None
 
 
-def ip(*args: str, ns: str | None = None, check: bool = True) -> str:
+def ip(*args: str, ns: str | None = None, check: bool = True, timeout: float = 60) -> str:
     cmd = ["ip", *(["-n", ns] if ns else []), *args]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if check and r.returncode:
         raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()}")
     return r.stdout
@@ -165,7 +165,9 @@ class NetLab:
                 p.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=10)
-        for name in self.links:  # deleting one end removes the pair (if still here)
-            ip("link", "del", name, check=False)
-        for ns in self.namespaces:  # takes the veth ends inside with it
-            ip("netns", "del", ns, check=False)
+        # each removal on its own: one that fails (or times out on a loaded machine) must not
+        # keep the others; whatever still remains is swept at the next session (sweep_stale)
+        for args in [("link", "del", name) for name in self.links] + \
+                [("netns", "del", ns) for ns in self.namespaces]:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                ip(*args, check=False, timeout=120)

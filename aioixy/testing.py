@@ -26,6 +26,7 @@ from aioixy.frames import (
     make_frame,
 )
 from aioixy.packet import Packet, PacketBatch
+from aioixy.tools import send_frames
 
 __all__ = [
     "MAX_FRAME", "MIN_FRAME", "SEQ_OFFSET", "SequenceReport", "check_frame", "fill",
@@ -91,9 +92,8 @@ async def send_sequence(port, count: int, sizes: Sequence[int] | None = None,
             while sent + n - progress.accounted > window:
                 progress.advanced.clear()
                 await progress.advanced.wait()
-        b = port.alloc(n, size=MIN_FRAME, queue=queue)
-        fill(b, sent, sizes[sent:sent + n], src, dst)
-        await port.tx(b, queue=queue)
+        await send_frames(port, [make_frame(sent + k, size, src, dst)
+                                 for k, size in enumerate(sizes[sent:sent + n])], queue)
         sent += n
     return sent
 

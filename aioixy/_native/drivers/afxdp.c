@@ -676,7 +676,7 @@ static int xdp_open(const char *name, const struct aioixy_dev_config *cfg, struc
     uint32_t bs = cfg->buf_size ? cfg->buf_size : AIOIXY_DEFAULT_BUF_SIZE;
     if (bs < 2048)
         return aioixy_set_error(AIOIXY_EINVAL, "buf_size=%u: AF_XDP frames need buffers of at least 2048 bytes", bs);
-    uint32_t pool = cfg->pool_bufs ? cfg->pool_bufs : 4096;
+    uint32_t pool = cfg->pool_bufs ? cfg->pool_bufs : AIOIXY_DEFAULT_POOL_BUFS;
     if (pool < (uint32_t)rxs + 256)
         return aioixy_set_error(AIOIXY_EINVAL, "pool_bufs=%u: AF_XDP needs more buffers than its fill ring "
                                 "(rx_descs=%d) plus 256", pool, rxs);

@@ -665,7 +665,7 @@ int aioixy_ixgbe_attach(const char *name, const struct ixgbe_backing *backing,
     if (!pcfg.buf_size || pcfg.buf_size < 4096)
         pcfg.buf_size = 4096;
     if (!pcfg.pool_bufs)
-        pcfg.pool_bufs = 4096;
+        pcfg.pool_bufs = AIOIXY_DEFAULT_POOL_BUFS;
     if (pcfg.pool_bufs < rxd + 64) {
         ixgbe_close(&d->dev);
         return aioixy_set_error(AIOIXY_EINVAL, "ixgbe %s: pool_size=%u is too small for %u rx "
@@ -690,7 +690,7 @@ int aioixy_ixgbe_attach(const char *name, const struct ixgbe_backing *backing,
         goto fail;
     ixgbe_promisc(&d->dev, cfg->promisc);
     /* wait for link, but a cable that is not plugged in is not an error: link() tells */
-    unsigned timeout = cfg->link_timeout_ms ? cfg->link_timeout_ms : 10000;
+    unsigned timeout = cfg->link_timeout_ms ? cfg->link_timeout_ms : AIOIXY_DEFAULT_LINK_TIMEOUT_MS;
     for (unsigned t = 0; t < timeout; t += 10) {
         if (rd(d, IXGBE_LINKS) & IXGBE_LINKS_UP)
             break;

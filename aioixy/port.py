@@ -43,7 +43,7 @@ YIELD_EVERY = 16
 #: The same for senders: a ``tx`` that always finds ring space never suspends, so a sender
 #: coroutine would starve every receiver on its loop (their rings overflow while it runs). Every
 #: this many tx calls without a wait, tx yields once before it takes the packets.
-TX_YIELD_EVERY = 8
+TX_YIELD_EVERY = YIELD_EVERY
 
 # every open Port of this process, so a fork can disarm them in the child
 _open_ports: weakref.WeakSet[Port] = weakref.WeakSet()

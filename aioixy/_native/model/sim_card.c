@@ -91,9 +91,11 @@ static void *card_thread(void *arg)
             if (!p->attached || sim_in_reset(p, now))
                 continue;
             sim_advance(p, now);
-            for (int q = 0; q < SIM_QUEUES; q++)
-                if (p->tx[q].enabled)
-                    work += sim_tx_queue(p, q);
+            /* CTRL.GIO_DIS: no new DMA requests, so no descriptor fetch either */
+            if (!(sim_reg(p, IXGBE_CTRL) & IXGBE_CTRL_GIO_DIS))
+                for (int q = 0; q < SIM_QUEUES; q++)
+                    if (p->tx[q].enabled)
+                        work += sim_tx_queue(p, q);
             if (i == 0 && c->peer)
                 work += sim_from_peer_dev(c);
             if (c->wire == WIRE_GEN && (sim_reg(p, IXGBE_LINKS) & IXGBE_LINKS_UP))

@@ -108,7 +108,8 @@ void sim_advance(struct sim_port *p, uint64_t now)
 {
     if (p->reset_until && now >= p->reset_until) {
         p->reset_until = 0;
-        sim_reg_set(p, IXGBE_CTRL, sim_reg(p, IXGBE_CTRL) & ~IXGBE_CTRL_RST_MASK);
+        /* the reset is over: CTRL back to its default, GIO_DIS included */
+        sim_reg_set(p, IXGBE_CTRL, sim_reg(p, IXGBE_CTRL) & ~(IXGBE_CTRL_RST_MASK | IXGBE_CTRL_GIO_DIS));
         p->autoread_at = now + SIM_AUTOREAD_NS;
     }
     if (p->autoread_at && now >= p->autoread_at) {
@@ -395,8 +396,10 @@ void aioixy_sim_mmio_write(struct sim_port *p, uint32_t reg, uint32_t val)
     int q;
     uint32_t w;
     if (reg == IXGBE_CTRL) {
-        if (val & IXGBE_CTRL_GIO_DIS) /* no DMA of the model outlives a register access */
-            sim_reg_set(p, IXGBE_STATUS, sim_reg(p, IXGBE_STATUS) & ~IXGBE_STATUS_GIO);
+        /* GIO_DIS: no DMA of the model outlives a register access, so nothing is pending */
+        uint32_t status = sim_reg(p, IXGBE_STATUS);
+        sim_reg_set(p, IXGBE_STATUS, val & IXGBE_CTRL_GIO_DIS ? status & ~IXGBE_STATUS_GIO
+                                                              : status | IXGBE_STATUS_GIO);
         if (val & IXGBE_CTRL_RST) {
             check_quiesced(p);
             sim_port_defaults(p);

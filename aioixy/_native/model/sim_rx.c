@@ -110,7 +110,10 @@ int sim_rx_frame(struct sim_port *p, const uint8_t *f, uint32_t len, bool may_st
      * missed packets"; Linux subtracts MPC from it) */
     p->gprc++;
     p->gorc += len + 4u; /* the CRC was on the wire, stripped or not */
-    if (p->rx_hung || (sim_reg(p, IXGBE_SECRXCTRL) & IXGBE_SECRXCTRL_RX_DIS)) {
+    /* rx DMA hung (erratum), the security block stopped, or PCIe mastering disabled: nothing
+     * leaves the packet buffer */
+    if (p->rx_hung || (sim_reg(p, IXGBE_SECRXCTRL) & IXGBE_SECRXCTRL_RX_DIS) ||
+        (sim_reg(p, IXGBE_CTRL) & IXGBE_CTRL_GIO_DIS)) {
         p->mpc++; /* nothing leaves the packet buffer: it overflows */
         return RX_DROPPED;
     }

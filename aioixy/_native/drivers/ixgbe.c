@@ -50,7 +50,7 @@ struct ixgbe_txq {
     uint32_t tail;   /* next descriptor to fill */
     uint32_t clean;  /* oldest descriptor not yet reclaimed */
     uint32_t reg_tail;
-    uint32_t max_len; /* longest frame a descriptor may carry (the buffer room) */
+    uint32_t max_len; /* longest frame a descriptor may carry (dev.max_tx_len) */
     uint64_t bad_len; /* frames refused for their length (poller writes, stats read) */
     struct aioixy_dma_mem mem;
     struct aioixy_pkt_buf *done[TX_CLEAN_MAX];
@@ -249,8 +249,9 @@ static uint32_t ixgbe_tx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_b
     while (i < k) {
         struct aioixy_pkt_buf *b = bufs[i++];
         /* never a descriptor the DMA cannot handle: under 17 bytes (the minimum Linux pads
-         * to for the PAYLEN field) or beyond the buffer. The port layer refuses these at
-         * enqueue; this is the driver's own guard. One unsigned compare covers both ends. */
+         * to for the PAYLEN field) or beyond the largest frame (a buffer's own room bounds
+         * its length already). The port layer refuses these at enqueue (dev.min/max_tx_len);
+         * this is the driver's own guard. One unsigned compare covers both ends. */
         if (aioixy_unlikely(b->len - IXGBE_TX_MIN_LEN > room)) {
             count1(&tq->bad_len);
             aioixy_mempool_free(b); /* accepted and dropped: counted in tx_errors */
@@ -603,7 +604,7 @@ static int init_tx(struct ixgbe_dev *d, const struct aioixy_dev_config *cfg)
         struct ixgbe_txq *tq = &d->txq[q];
         tq->n = n;
         tq->reg_tail = IXGBE_TDT(q);
-        tq->max_len = aioixy_mempool_data_room(d->dev.pools[q]);
+        tq->max_len = d->dev.max_tx_len;
         if ((rc = ring_alloc(d, n, &tq->mem, (void **)&tq->ring, &tq->bufs)))
             return rc;
         memset(tq->ring, 0, (size_t)n * 16u);
@@ -657,7 +658,7 @@ int aioixy_ixgbe_attach(const char *name, const struct ixgbe_backing *backing,
     d->dev.dma = backing->dma;
     /* 82599 transmit without TSO: at least 17 bytes, at most 15.5 KiB per packet */
     d->dev.min_tx_len = IXGBE_TX_MIN_LEN;
-    d->dev.max_tx_len = 15872;
+    d->dev.max_tx_len = IXGBE_TX_MAX_LEN;
 
     /* The 82599 fills rx buffers in 1 KiB units, so a buffer needs 2 KiB of data room for a
      * full-size frame: with the 64-byte header that means 4 KiB buffers. */

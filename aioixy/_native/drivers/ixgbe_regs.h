@@ -219,6 +219,7 @@ union ixgbe_adv_tx_desc {
 #define IXGBE_TXD_PAYLEN_SHIFT 14
 #define IXGBE_TXD_STAT_DD (1u << 0)
 #define IXGBE_TX_MIN_LEN 17u                   /* shorter frames are not supported by the DMA */
+#define IXGBE_TX_MAX_LEN 15872u                /* 15.5 KiB: the largest frame without TSO */
 
 _Static_assert(sizeof(union ixgbe_adv_rx_desc) == 16, "rx descriptor is 16 bytes");
 _Static_assert(sizeof(union ixgbe_adv_tx_desc) == 16, "tx descriptor is 16 bytes");

@@ -15,7 +15,7 @@ import time
 import pytest
 
 import aioixy
-from aioixy import packet, sim
+from aioixy import netlist, packet, sim
 from aioixy._ffi import ffi, lib
 from aioixy.pytest_plugin import inject
 
@@ -209,8 +209,11 @@ def test_model_secrx_ready_follows_rx_dis():
 
 # ------------------------------------------------------------------ 4. link per board
 
-@pytest.mark.parametrize("dev_id", ["10FB", "10F7", "1514", "1517", "10F8", "10F9", "10FC",
-                                    "151C"])
+# every 82599 id the driver registry claims (the one id table): the model plays each board
+IXGBE_IDS = sorted(f"{dev:04X}" for (_, dev), drv in netlist.DRIVERS.items() if drv == "ixgbe")
+
+
+@pytest.mark.parametrize("dev_id", IXGBE_IDS)
 async def test_link_comes_up_in_the_boards_own_mode(dev_id):
     card = _card()
     async with aioixy.open(f"sim-82599:{card}:0", options=f"id={dev_id}", link_timeout=2) as p:

@@ -660,11 +660,9 @@ int aioixy_ixgbe_attach(const char *name, const struct ixgbe_backing *backing,
     d->dev.min_tx_len = IXGBE_TX_MIN_LEN;
     d->dev.max_tx_len = IXGBE_TX_MAX_LEN;
 
-    /* The 82599 fills rx buffers in 1 KiB units, so a buffer needs 2 KiB of data room for a
-     * full-size frame: with the 64-byte header that means 4 KiB buffers. */
     struct aioixy_dev_config pcfg = *cfg;
-    if (!pcfg.buf_size || pcfg.buf_size < 4096)
-        pcfg.buf_size = 4096;
+    if (!pcfg.buf_size || pcfg.buf_size < IXGBE_MIN_BUF_SIZE)
+        pcfg.buf_size = IXGBE_MIN_BUF_SIZE;
     if (!pcfg.pool_bufs)
         pcfg.pool_bufs = AIOIXY_DEFAULT_POOL_BUFS;
     if (pcfg.pool_bufs < rxd + 64) {

@@ -219,6 +219,9 @@ union ixgbe_adv_tx_desc {
 #define IXGBE_TXD_PAYLEN_SHIFT 14
 #define IXGBE_TXD_STAT_DD (1u << 0)
 #define IXGBE_TX_MIN_LEN 17u                   /* shorter frames are not supported by the DMA */
+/* rx buffers are filled in 1 KiB units (SRRCTL.BSIZEPKT): 2 KiB of room for a full frame, and
+ * with the 64-byte pkt_buf header that is a 4 KiB buffer */
+#define IXGBE_MIN_BUF_SIZE 4096u
 #define IXGBE_TX_MAX_LEN 15872u                /* 15.5 KiB: the largest frame without TSO */
 
 _Static_assert(sizeof(union ixgbe_adv_rx_desc) == 16, "rx descriptor is 16 bytes");

@@ -43,6 +43,7 @@
  * One model thread per card does the engines' work; it holds the card lock per round.
  */
 #include "sim_internal.h"
+#include "frames.h"
 #include "sim82599.h"
 #include "ixgbe.h"
 
@@ -165,7 +166,7 @@ static int parse_options(struct sim_card *c, const char *options, bool flow_cont
     }
     c->wire = WIRE_CABLE;
     c->gen_flows = 1;
-    c->gen_size = 60;
+    c->gen_size = AIOIXY_FRAME_MIN;
     c->gen_count = 0;
     c->flow_control = flow_control;
     if (aioixy_opt_get(options, "wire", v, sizeof(v))) {

@@ -155,7 +155,8 @@ async def test_udp_from_kernel_socket_arrives_intact(netlab, backend):
         try:
             await asyncio.wait_for(rx, 30)
         except TimeoutError:
-            pytest.fail(f"{len(got)} of {len(payloads)} datagrams arrived")
+            # where they went missing: the device (rx_missed), the hand-off ring (rx_dropped)
+            pytest.fail(f"{len(got)} of {len(payloads)} datagrams arrived; {port.stats()}")
     assert got == payloads
 
 

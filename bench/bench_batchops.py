@@ -35,6 +35,9 @@ from pathlib import Path
 
 import uvloop
 
+# the forwarding harness is bench_core's (python bench/X.py puts bench/ on sys.path)
+from bench_core import forward_rate
+
 import aioixy
 from aioixy.control.firewall import RuleSet
 
@@ -85,52 +88,26 @@ def _swap_python(batch) -> None:
 
 async def forward(kind: str, seconds: float) -> float:
     """null -> network function in Python -> pair:a ==wire==> pair:b -> counted."""
-    name = _name("bo")
     rules = firewall_rules() if kind.startswith("firewall") else None
-    async with aioixy.open("null", overflow="pause") as src, \
-            aioixy.open(f"pair:{name}:a", flow_control=True) as a, \
-            aioixy.open(f"pair:{name}:b", overflow="pause") as b:
-        received = 0
-        done = asyncio.Event()
+    flt = aioixy.Filter.compile(rules) if rules is not None else None
 
-        async def fwd() -> None:
-            flt = aioixy.Filter.compile(rules) if rules is not None else None
-            async for batch in src.rx():
-                if kind == "macswap-batchops":
-                    batch.swap_macs()
-                    await a.tx(batch)
-                elif kind == "macswap-python":
-                    _swap_python(batch)
-                    await a.tx(batch)
-                elif kind == "firewall-batchops":
-                    allowed, denied = flt.split(batch)
-                    denied.release()
-                    await a.tx(allowed)
-                else:
-                    allowed = [p for p in batch if rules.allows(p.data)]
-                    await a.tx(allowed)
-                    batch.release()
-                if done.is_set():
-                    return
+    async def step(batch, out) -> None:
+        if kind == "macswap-batchops":
+            batch.swap_macs()
+            await out.tx(batch)
+        elif kind == "macswap-python":
+            _swap_python(batch)
+            await out.tx(batch)
+        elif kind == "firewall-batchops":
+            allowed, denied = flt.split(batch)
+            denied.release()
+            await out.tx(allowed)
+        else:
+            allowed = [p for p in batch if rules.allows(p.data)]
+            await out.tx(allowed)
+            batch.release()
 
-        async def sink() -> None:
-            nonlocal received
-            async for batch in b.rx():
-                received += len(batch)
-                batch.release()
-                if done.is_set():
-                    return
-
-        tasks = [asyncio.create_task(fwd()), asyncio.create_task(sink())]
-        await asyncio.sleep(0.05)
-        r0, t0 = received, time.perf_counter()
-        await asyncio.sleep(seconds)
-        r1, t1 = received, time.perf_counter()
-        done.set()
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        return (r1 - r0) / (t1 - t0)
+    return await forward_rate(seconds, step, _name("bo"))
 
 
 STAMP = 50  # after the test frame's sequence number (bytes 42..49)

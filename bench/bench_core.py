@@ -58,16 +58,24 @@ async def null_rate(batch_size: int, per_packet: bool, seconds: float) -> float:
         return n / (time.perf_counter() - t0)
 
 
-async def forward_rate(seconds: float) -> float:
+async def _pass_on(batch, out) -> None:
+    await out.tx(batch)
+
+
+async def forward_rate(seconds: float, step=_pass_on, name: str = "bench") -> float:
+    """null -> step(batch, pair:a) in Python -> pair:a ==wire==> pair:b -> counted, in pps.
+
+    ``step`` is the network function under test; it owns the batch and sends what it keeps.
+    bench_batchops.py measures its forwarders through this same harness."""
     async with aioixy.open("null", overflow="pause") as src, \
-            aioixy.open("pair:bench:a", flow_control=True) as a, \
-            aioixy.open("pair:bench:b", overflow="pause") as b:
+            aioixy.open(f"pair:{name}:a", flow_control=True) as a, \
+            aioixy.open(f"pair:{name}:b", overflow="pause") as b:
         received = 0
         done = asyncio.Event()
 
         async def fwd() -> None:
             async for batch in src.rx():
-                await a.tx(batch)
+                await step(batch, a)
                 if done.is_set():
                     return
 

@@ -5,6 +5,7 @@
  * pollers, pauses that put both pollers to sleep in poll() (and tx that must kick them awake),
  * three rounds of open/close, every pool released at the end; "v2" runs it over TPACKET_V2. Needs root: without it, it reports
  * SKIP (and fails under CI=true, where the tier must run). */
+#include "frames.h"
 #include "port.h"
 
 #include <stdio.h>
@@ -12,42 +13,26 @@
 #include <string.h>
 #include <unistd.h>
 
-static char va[16], vb[16];
+#include "veth_lab.h"
 
-static void cleanup(void)
-{
-    char cmd[64];
-    snprintf(cmd, sizeof(cmd), "ip link del %s 2>/dev/null", va);
-    if (system(cmd)) { /* already gone */
-    }
-}
-
-static int sh(const char *cmd)
-{
-    int rc = system(cmd);
-    if (rc != 0)
-        fprintf(stderr, "packet_smoke: '%s' failed (%d)\n", cmd, rc);
-    return rc;
-}
-
-/* IPv4/UDP with the flow in the source port, so the fan-out hash has something to spread */
+/* the numbered test frame (frames.h), with the flow in the source port so the fan-out hash has
+ * something to spread */
 static void frame(struct aioixy_pkt_buf *b, uint64_t seq)
 {
-    static const uint8_t hdr[42] = {
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x02, 0x08, 0x00,
-        0x45, 0, 0, 46, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
-        0, 0, 0x16, 0x2e, 0, 26, 0, 0};
-    memcpy(b->data, hdr, sizeof(hdr));
-    uint16_t sport = (uint16_t)(1024 + seq % 16);
-    b->data[34] = (uint8_t)(sport >> 8);
-    b->data[35] = (uint8_t)sport;
-    memcpy(b->data + 42, &seq, sizeof(seq));
-    memset(b->data + 50, 0xa5, 10);
-    b->len = 60;
+    const struct aioixy_frame_addrs addrs = {
+        .dst_mac = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, .src_mac = {0x02, 0, 0, 0, 0, 0x02},
+        .src_ip = {198, 18, 0, 1}, .dst_ip = {198, 18, 0, 2},
+        .src_port = (uint16_t)(1024 + seq % 16), .dst_port = 5678};
+    aioixy_frame_headers(b->data, AIOIXY_FRAME_MIN, &addrs);
+    aioixy_frame_set_seq(b->data, seq);
+    memset(b->data + AIOIXY_FRAME_SEQ_OFFSET + AIOIXY_FRAME_SEQ_LEN, 0xa5,
+           AIOIXY_FRAME_MIN - AIOIXY_FRAME_SEQ_OFFSET - AIOIXY_FRAME_SEQ_LEN);
+    b->len = AIOIXY_FRAME_MIN;
 }
 
 int main(int argc, char **argv)
 {
+    lab_tag = "packet_smoke";
     uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 20000ull;
     /* "v2": the same over TPACKET_V2 slots (options ring=v2) instead of V3 blocks */
     const char *ring = argc > 2 && strcmp(argv[2], "v2") == 0 ? "ring=v2" : "ring=v3";
@@ -62,7 +47,7 @@ int main(int argc, char **argv)
     snprintf(cmd, sizeof(cmd), "ip link add %s type veth peer name %s", va, vb);
     if (sh(cmd))
         return 1;
-    atexit(cleanup);
+    atexit(lab_cleanup);
     /* no IPv6: the kernel would send router solicitations into the test traffic */
     snprintf(cmd, sizeof(cmd), "echo 1 > /proc/sys/net/ipv6/conf/%s/disable_ipv6 && echo 1 > "
              "/proc/sys/net/ipv6/conf/%s/disable_ipv6 && ip link set %s up && ip link set %s up",
@@ -114,9 +99,8 @@ int main(int argc, char **argv)
             for (uint16_t q = 0; q < 2; q++) {
                 uint32_t got = aioixy_rx_dequeue(a, q, bufs, 32);
                 for (uint32_t i = 0; i < got; i++) {
-                    uint64_t seq;
-                    memcpy(&seq, bufs[i]->data + 42, sizeof(seq));
-                    if (bufs[i]->len != 60 || seq >= n || seen[seq] ||
+                    uint64_t seq = aioixy_frame_seq(bufs[i]->data);
+                    if (bufs[i]->len != AIOIXY_FRAME_MIN || seq >= n || seen[seq] ||
                         (any[q] && seq <= last[q])) {
                         fprintf(stderr, "FAIL: queue %u got len %u seq %llu (last %llu)\n", q,
                                 bufs[i]->len, (unsigned long long)seq, (unsigned long long)last[q]);

@@ -11,23 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static char va[16], vb[16];
-
-static void cleanup(void)
-{
-    char cmd[64];
-    snprintf(cmd, sizeof(cmd), "ip link del %s 2>/dev/null", va);
-    if (system(cmd)) { /* already gone */
-    }
-}
-
-static int sh(const char *cmd)
-{
-    int rc = system(cmd);
-    if (rc != 0)
-        fprintf(stderr, "xdp_smoke: '%s' failed (%d)\n", cmd, rc);
-    return rc;
-}
+#include "veth_lab.h"
 
 static void frame(struct aioixy_pkt_buf *b, uint16_t q, uint64_t seq)
 {
@@ -42,6 +26,7 @@ static void frame(struct aioixy_pkt_buf *b, uint16_t q, uint64_t seq)
 
 int main(int argc, char **argv)
 {
+    lab_tag = "xdp_smoke";
     uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 20000ull;
     if (geteuid() != 0) {
         const char *ci = getenv("CI");
@@ -57,7 +42,7 @@ int main(int argc, char **argv)
              "numtxqueues 2 numrxqueues 2", va, vb);
     if (sh(cmd))
         return 1;
-    atexit(cleanup);
+    atexit(lab_cleanup);
     /* no IPv6: the kernel would send router solicitations into the test traffic */
     snprintf(cmd, sizeof(cmd), "echo 1 > /proc/sys/net/ipv6/conf/%s/disable_ipv6 && echo 1 > "
              "/proc/sys/net/ipv6/conf/%s/disable_ipv6 && ip link set %s up && ip link set %s up",

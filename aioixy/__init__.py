@@ -5,8 +5,10 @@
             await port.tx(batch)
 """
 
-from aioixy.batchops import Filter, merge
-from aioixy.config import IdlePolicy, PortConfig, path_pool_size
+from aioixy.core.config import IdlePolicy, PortConfig, path_pool_size
+from aioixy.core.packet import Packet, PacketBatch, merge
+from aioixy.core.port import Port, RxStream, native_pools_alive, open
+from aioixy.core.stats import DeviceStats, LinkStatus, PortStats, QueueStats
 from aioixy.errors import (
     AioixyError,
     BatchBusy,
@@ -27,9 +29,7 @@ from aioixy.errors import (
     PortForked,
     WrongThread,
 )
-from aioixy.packet import Packet, PacketBatch
-from aioixy.port import Port, RxStream, native_pools_alive, open
-from aioixy.stats import DeviceStats, LinkStatus, PortStats, QueueStats
+from aioixy.ops.filter import Filter
 
 __version__ = "0.1.0"
 

@@ -39,7 +39,7 @@ import uvloop
 from bench_core import forward_rate
 
 import aioixy
-from aioixy.control.firewall import RuleSet
+from aioixy.ops.rules import RuleSet
 
 ROOT = Path(__file__).resolve().parents[1]
 _ids = iter(range(1 << 30))
@@ -115,8 +115,8 @@ STAMP = 50  # after the test frame's sequence number (bytes 42..49)
 
 async def latency(max_batch: int, rate: float, seconds: float) -> dict:
     """RTTs (us) of probes at `rate`/s bounced off a reflector that swaps MACs per batch."""
+    from aioixy.jobs import RateLimiter
     from aioixy.testing import make_frame
-    from aioixy.tools import RateLimiter
 
     name = _name("lat")
     async with aioixy.open(f"pair:{name}:a", rx_burst_max=max_batch) as a, \

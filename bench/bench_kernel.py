@@ -136,7 +136,7 @@ async def py_tx(device: str, seconds: float, batch: int) -> float:
 
 
 def xdp_drop_rx(pktloop: Path, seconds: float, batch: int) -> tuple[float, float]:
-    from aioixy.xdp import XDP_DROP, VerdictProgram
+    from aioixy.devices.xdp import XDP_DROP, VerdictProgram
 
     with VerdictProgram(A, XDP_DROP, name="bench_drop"):
         gen = Generator(pktloop, seconds + 2, batch)
@@ -183,7 +183,7 @@ def available(device: str) -> str | None:
 
 def inside(args: argparse.Namespace) -> None:
     pktloop = Path(args.pktloop)
-    from aioixy.xdp import XDP_DROP, VerdictProgram
+    from aioixy.devices.xdp import XDP_DROP, VerdictProgram
 
     missing = {d: available(f"{d}:{A}") for d in ("xdp", "packet")}
     samples: dict[str, list[float]] = {}

@@ -24,7 +24,7 @@ import time
 import uvloop
 
 import aioixy
-from aioixy import port as port_mod
+from aioixy.core import port as port_mod
 
 BATCH = 64
 

@@ -4,7 +4,7 @@
                                 [--duration S] [--rate PPS] [--json]
 
 Rules (first match wins, default allow) match source/destination IPv4 prefix, protocol and
-destination port; see aioixy.control.firewall. Manage them with the control plane, whose
+destination port; see aioixy.ops.rules. Manage them with the control plane, whose
 token is printed at start (or chosen with $AIOIXY_HTTP_TOKEN):
 
     curl -X POST localhost:8080/api/firewall/rules -H "Authorization: Bearer $TOKEN" \\
@@ -42,7 +42,7 @@ from aioixy.control import (
     token_of,
     token_url,
 )
-from aioixy.tools import RateLimiter
+from aioixy.jobs import RateLimiter
 
 LOSSLESS = {"flow_control": True, "overflow": "pause", "batch_size": 32}
 #: the lab's four pair ends, in the order the generator's buffers cross them (zero-copy: a

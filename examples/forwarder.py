@@ -20,7 +20,7 @@ import signal
 import sys
 
 import aioixy
-from aioixy.frames import frame_seq
+from aioixy.core.frames import frame_seq
 
 
 def mac_bytes(port: aioixy.Port) -> bytes:

@@ -21,7 +21,7 @@ import sys
 import time
 
 import aioixy
-from aioixy.frames import SEQ_END, SEQ_OFFSET, make_frame
+from aioixy.core.frames import SEQ_END, SEQ_OFFSET, make_frame
 
 STAMP = SEQ_END  # the timestamp follows the frame's sequence number
 

@@ -18,7 +18,7 @@ import sys
 import time
 
 import aioixy
-from aioixy.pcap import PcapWriter
+from aioixy.jobs.pcap import PcapWriter
 
 
 async def capture(port: aioixy.Port, writer: PcapWriter, count: int | None) -> int:

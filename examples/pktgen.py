@@ -18,8 +18,8 @@ import sys
 import time
 
 import aioixy
-from aioixy.frames import check_frame, make_frame
-from aioixy.tools import RateLimiter
+from aioixy.core.frames import check_frame, make_frame
+from aioixy.jobs import RateLimiter
 
 
 async def generate(port: aioixy.Port, count: int, size: int, flows: int,

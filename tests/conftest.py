@@ -8,7 +8,7 @@ import gc
 import pytest
 
 import aioixy
-from aioixy import sim
+from aioixy.devices import sim
 from tests.kernel import netns
 from tests.tiers import unavailable
 

@@ -1,4 +1,4 @@
-"""Batch operations (aioixy/batchops.py, _native/ops): each checked against a pure-Python
+"""Batch operations (aioixy/ops, _native/ops): each checked against a pure-Python
 reference on random packets (short, malformed, VLAN-tagged, non-IPv4 included), the filter
 against RuleSet.allows, split/merge ownership against the pool's own count."""
 
@@ -12,10 +12,11 @@ import struct
 import pytest
 
 import aioixy
-from aioixy import batchops
 from aioixy._ffi import ffi, lib
-from aioixy.control.firewall import RuleSet
-from aioixy.packet import PacketBatch
+from aioixy.core.packet import PacketBatch
+from aioixy.ops import batch as batchops
+from aioixy.ops import filter as filter_mod
+from aioixy.ops.rules import RuleSet
 
 SEEDS = range(6)
 ROOM = 2048 - 64
@@ -495,7 +496,7 @@ def classifier_frames(rng: random.Random, n: int) -> list[bytes]:
 @pytest.mark.parametrize("jump_min", [16, 0])  # 0: every field searches through jump tables
 @pytest.mark.parametrize("seed", range(10))
 def test_filter_decides_exactly_as_ruleset(pool, seed, jump_min, monkeypatch):
-    monkeypatch.setattr(batchops, "_JUMP_MIN_BOUNDS", jump_min)
+    monkeypatch.setattr(filter_mod, "_JUMP_MIN_BOUNDS", jump_min)
     rng = random.Random(700 + seed)
     nets = ["10.0.0.0/8", "10.0.0.0/24", "10.0.0.7/32", "10.1.0.0/16", "192.168.0.0/16",
             "0.0.0.0/0", "8.8.8.0/24", "10.9.0.1/32"]
@@ -703,9 +704,9 @@ async def test_under_load_one_step_hands_over_several_native_bursts(no_leaks):
         with pytest.raises(aioixy.InvalidOption, match="max_batch=0"):
             port.rx(max_batch=0)
         assert aioixy.PortConfig(batch_size=64).rx_hand_over == 256
-        assert aioixy.PortConfig(batch_size=256).rx_hand_over == aioixy.config.MAX_BATCH
+        assert aioixy.PortConfig(batch_size=256).rx_hand_over == aioixy.core.config.MAX_BATCH
         with pytest.raises(aioixy.InvalidOption, match="rx_burst_max"):
-            aioixy.PortConfig(rx_burst_max=aioixy.config.MAX_BATCH + 1)
+            aioixy.PortConfig(rx_burst_max=aioixy.core.config.MAX_BATCH + 1)
 
 
 async def test_when_light_a_step_returns_what_is_there_without_waiting_to_fill(no_leaks):

@@ -144,7 +144,7 @@ async def test_driver_options_that_are_right_still_work():
 
 
 def test_model_card_options_are_checked_for_register_access_too():
-    from aioixy import sim
+    from aioixy.devices import sim
 
     with pytest.raises(aioixy.InvalidOption, match="sim-82599: unknown option 'wires'"):
         sim.RegisterAccess("optcheck", options="wires=gen")

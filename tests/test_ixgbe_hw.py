@@ -15,9 +15,10 @@ import time
 import pytest
 
 import aioixy
-from aioixy import netlist, packet, sim
 from aioixy._ffi import ffi, lib
-from aioixy.pytest_plugin import inject
+from aioixy.core import packet
+from aioixy.devices import netlist, sim
+from aioixy.testing.pytest_plugin import inject
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 _ids = itertools.count()

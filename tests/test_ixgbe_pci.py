@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from aioixy import netlist
 from aioixy._ffi import ffi, lib
+from aioixy.devices import netlist
 
 ADDR = "0000:03:00.0"
 

@@ -228,8 +228,8 @@ async def test_sim82599_refuses_short_packets_and_its_queue_keeps_sending():
 
 
 async def test_replay_of_a_pcap_with_an_empty_record_is_refused_before_sending(tmp_path):
-    from aioixy.pcap import PcapWriter
-    from aioixy.tools import Job, replay
+    from aioixy.jobs import Job, replay
+    from aioixy.jobs.pcap import PcapWriter
 
     path = tmp_path / "empty-record.pcap"
     with open(path, "wb") as f:
@@ -279,7 +279,7 @@ async def test_sim82599_refuses_buffers_from_a_software_pool():
 
 
 async def test_forwarding_from_a_software_port_to_a_model_port_copies_the_frames():
-    from aioixy.tools import Job, forward
+    from aioixy.jobs import Job, forward
 
     n = _name("fwdcopy")
     card = _name("fwdsim")
@@ -481,7 +481,7 @@ async def test_tx_yields_to_the_loop_while_its_ring_has_room():
             await port.tx(batch)
         t.cancel()
         # 64 tx calls, each finding room: the other task ran at least every TX_YIELD_EVERY
-        assert ticks - before >= (64 - 1) // aioixy.port.TX_YIELD_EVERY > 0
+        assert ticks - before >= (64 - 1) // aioixy.core.port.TX_YIELD_EVERY > 0
         await _settle(port)
 
 

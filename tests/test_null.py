@@ -153,7 +153,7 @@ async def test_a_busy_stream_does_not_starve_other_coroutines():
             if n == 2000:
                 break
     t.cancel()
-    assert ticks >= 2000 // aioixy.port.YIELD_EVERY - 1
+    assert ticks >= 2000 // aioixy.core.port.YIELD_EVERY - 1
 
 
 async def test_close_and_reopen():

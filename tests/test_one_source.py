@@ -9,9 +9,10 @@ import os
 import pytest
 
 import aioixy
-from aioixy import errors, frames
+from aioixy import errors
 from aioixy._ffi import ffi, lib
-from aioixy.config import MAX_BATCH, MAX_QUEUES, IdlePolicy, PortConfig
+from aioixy.core import frames
+from aioixy.core.config import MAX_BATCH, MAX_QUEUES, IdlePolicy, PortConfig
 
 pytestmark = [
     pytest.mark.usefixtures("no_leaks"),

@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 import aioixy
-from aioixy.frames import set_seq
+from aioixy.core.frames import set_seq
 from aioixy.testing import frame_seq, receive_sequence, send_sequence, sizes_for, transfer
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
@@ -118,7 +118,7 @@ async def test_reopen_three_times_with_traffic():
 
 
 async def test_pytest_plugin_helpers(aioixy_pair):
-    from aioixy.pytest_plugin import collect, inject
+    from aioixy.testing.pytest_plugin import collect, inject
 
     a, b = aioixy_pair
     frames = [bytes([i]) * (60 + i) for i in range(5)]
@@ -137,7 +137,7 @@ async def test_pytest_plugin_injects_scapy_and_dpkt_packets(aioixy_pair):
     from scapy.layers.inet import UDP as SUDP
     from scapy.layers.l2 import Ether
 
-    from aioixy.pytest_plugin import collect, inject
+    from aioixy.testing.pytest_plugin import collect, inject
 
     a, b = aioixy_pair
     sp = Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:01") / \

@@ -10,7 +10,7 @@ import warnings
 import pytest
 
 import aioixy
-from aioixy.config import DEFAULT_DESCS_MAX, MIN_POOL
+from aioixy.core.config import DEFAULT_DESCS_MAX, MIN_POOL
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

@@ -14,10 +14,10 @@ import time
 import pytest
 
 import aioixy
-from aioixy import sim
 from aioixy._ffi import ffi, lib
-from aioixy.pytest_plugin import inject
+from aioixy.devices import sim
 from aioixy.testing import frame_seq, make_frame, sizes_for, transfer
+from aioixy.testing.pytest_plugin import inject
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 _ids = itertools.count()

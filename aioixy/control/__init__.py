@@ -16,10 +16,10 @@ from aioixy.control.app import (
     serving,
     token_of,
 )
-from aioixy.control.firewall import MAX_RULES, Rule, RuleError, RuleLimit, RuleSet
 from aioixy.control.pktgen import PktgenControl
 from aioixy.control.security import TOKEN_ENV, TOKEN_HEADER, token_url
 from aioixy.control.state import ControlPlane
+from aioixy.ops.rules import MAX_RULES, Rule, RuleError, RuleLimit, RuleSet
 
 __all__ = ["DEFAULT_HOST", "MAX_RULES", "TOKEN_ENV", "TOKEN_HEADER", "ApiError", "ControlPlane",
            "PktgenControl", "Rule", "RuleError", "RuleLimit", "RuleSet", "make_app",

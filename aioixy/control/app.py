@@ -18,7 +18,6 @@ from prometheus_client import CollectorRegistry
 
 from aioixy.control import events, metrics
 from aioixy.control.dashboard import dashboard
-from aioixy.control.firewall import RuleError, RuleLimit, RuleSet
 from aioixy.control.openapi import SPEC
 from aioixy.control.pktgen import PktgenControl, PktgenError
 from aioixy.control.security import (
@@ -32,6 +31,7 @@ from aioixy.control.security import (
 )
 from aioixy.control.snapshot import port_info
 from aioixy.control.state import ControlPlane
+from aioixy.ops.rules import RuleError, RuleLimit, RuleSet
 
 CONTROL = web.AppKey("aioixy_control", ControlPlane)
 _REGISTRY = web.AppKey("aioixy_metrics_registry", CollectorRegistry)

@@ -7,8 +7,8 @@ from typing import Any
 
 import attrs
 
-from aioixy.frames import MIN_FRAME
-from aioixy.tools import Job, RateLimiter, check_rate
+from aioixy.core.frames import MIN_FRAME
+from aioixy.jobs import Job, RateLimiter, check_rate
 
 PKTGEN_FIELDS = ("rate", "running")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from aioixy.port import Port
+from aioixy.core.port import Port
 
 
 def port_info(name: str, port: Port) -> dict[str, Any]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import attrs
 
-from aioixy.control.firewall import RuleSet
 from aioixy.control.pktgen import PktgenControl
-from aioixy.port import Port
+from aioixy.core.port import Port
+from aioixy.ops.rules import RuleSet
 
 
 @attrs.define

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 import aioixy
 from aioixy.control import ControlPlane, PktgenControl, RuleSet, make_app, token_of
-from aioixy.tools import Job, RateLimiter
+from aioixy.jobs import Job, RateLimiter
 
 _ids = itertools.count()
 LOSSLESS = {"flow_control": True, "overflow": "pause", "batch_size": 32}

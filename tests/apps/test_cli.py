@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import aioixy
-from aioixy.pcap import read_pcap
+from aioixy.jobs.pcap import read_pcap
 from aioixy.testing import frame_seq
 
 from .procs import Proc, control_url, http, last_json, run
@@ -143,7 +143,7 @@ def test_http_serves_while_pktgen_runs_and_retunes_its_rate():
 def test_every_long_running_command_serves_http(cmd, tmp_path):
     cmd = [c.replace("{tmp}", str(tmp_path)) for c in cmd]
     if cmd[0] == "replay":  # a pcap to replay slowly enough to be watched
-        from aioixy.pcap import PcapWriter
+        from aioixy.jobs.pcap import PcapWriter
         from aioixy.testing import make_frame
 
         with open(cmd[1], "wb") as f:
@@ -260,7 +260,7 @@ def test_sigterm_ends_dump_with_a_summary_and_a_pcap_of_whole_records(tmp_path):
     import scapy.layers.l2  # noqa: F401 - registers Ethernet with scapy's pcap reader
     from scapy.utils import rdpcap
 
-    from aioixy.pcap import PcapReader
+    from aioixy.jobs.pcap import PcapReader
     from tests.tiers import unavailable
 
     # the old dump ended inside a record about half the time: three runs, each must be whole
@@ -297,7 +297,7 @@ def test_sigterm_ends_dump_with_a_summary_and_a_pcap_of_whole_records(tmp_path):
                                  ["replay", "{tmp}/slow.pcap", "pair:cliterm2:a", "--rate", "500"],
                                  ["demo", "--duration", "60"]])
 def test_sigterm_stops_every_long_running_command_like_ctrl_c(cmd, tmp_path):
-    from aioixy.pcap import PcapWriter
+    from aioixy.jobs.pcap import PcapWriter
     from aioixy.testing import make_frame
 
     cmd = [c.replace("{tmp}", str(tmp_path)) for c in cmd]
@@ -326,7 +326,7 @@ def test_sigterm_stops_every_long_running_command_like_ctrl_c(cmd, tmp_path):
 def _pcap_bytes(n: int) -> bytes:
     import io
 
-    from aioixy.pcap import PcapWriter
+    from aioixy.jobs.pcap import PcapWriter
     from aioixy.testing import make_frame
 
     buf = io.BytesIO()
@@ -355,7 +355,7 @@ def test_pcap_reader_keeps_the_whole_records_of_a_cut_file(tmp_path):
     import io
     import warnings
 
-    from aioixy.pcap import PcapReader, PcapTruncated
+    from aioixy.jobs.pcap import PcapReader, PcapTruncated
 
     data = _pcap_bytes(5)
     reader = PcapReader(io.BytesIO(data[:-1]))
@@ -443,7 +443,8 @@ def test_an_http_address_in_use_is_exit_3_and_no_task_dies_unheard():
 
 
 def test_a_demo_task_that_dies_is_reported_and_exits_4(monkeypatch, capsys):
-    from aioixy import cli, demo
+    from aioixy import cli
+    from aioixy.jobs import demo
 
     seen = 0
 

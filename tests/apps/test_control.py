@@ -12,11 +12,11 @@ from aiohttp import test_utils
 from prometheus_client.parser import text_string_to_metric_families
 
 import aioixy
-from aioixy import tools
+from aioixy import jobs
 from aioixy.control import ControlPlane, make_app, parse_hostport, serving
 from aioixy.control.openapi import SPEC
-from aioixy.pytest_plugin import collect, inject
 from aioixy.testing import make_frame
+from aioixy.testing.pytest_plugin import collect, inject
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -86,7 +86,7 @@ async def test_pktgen_rate_is_retuned_paused_and_resumed_over_http(plane):
     a = plane.a
     b = plane.b
     pg = control.pktgen
-    gen = asyncio.create_task(tools.pktgen(a, pg.job, limiter=pg.limiter, batch=16))
+    gen = asyncio.create_task(jobs.pktgen(a, pg.job, limiter=pg.limiter, batch=16))
     stop = asyncio.Event()
 
     async def drain() -> None:
@@ -372,7 +372,7 @@ def test_parse_hostport_rejects(text):
 
 
 async def test_rate_limiter_retune_and_resume_wake_a_waiting_sender():
-    lim = tools.RateLimiter(0.2, 8)  # the first packet would be due in 5 s
+    lim = jobs.RateLimiter(0.2, 8)  # the first packet would be due in 5 s
     waiter = asyncio.create_task(lim.allow(4))
     await asyncio.sleep(0.05)
     assert not waiter.done()

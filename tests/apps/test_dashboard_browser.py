@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 import aioixy
-from aioixy import tools
+from aioixy import jobs
 from aioixy.control import ControlPlane, make_app, serving, token_of, token_url
 from tests.tiers import unavailable
 
@@ -91,10 +91,10 @@ async def _dashboard_session(tmp_path) -> list[dict]:
         control = ControlPlane(interval=0.25)
         control.add_port(a)
         control.add_port(b)
-        job = tools.Job("pktgen")
+        job = jobs.Job("pktgen")
         # a modest rate leaves the two CPUs to Chromium; the rate varies a little between
         # samples, which is what makes the displayed numbers move
-        gen = asyncio.create_task(tools.pktgen(a, job, limiter=tools.RateLimiter(20_000, 32)))
+        gen = asyncio.create_task(jobs.pktgen(a, job, limiter=jobs.RateLimiter(20_000, 32)))
 
         async def drain() -> None:
             async for batch in b.rx():

@@ -9,7 +9,7 @@ import time
 import scapy.layers.inet  # noqa: F401 - registers Ethernet/IP/UDP with scapy's pcap reader
 from scapy.utils import rdpcap
 
-from aioixy.pcap import read_pcap
+from aioixy.jobs.pcap import read_pcap
 from aioixy.testing import frame_seq
 from tests.tiers import unavailable
 

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from aioixy.control.firewall import RuleError, RuleSet
+from aioixy.ops.rules import RuleError, RuleSet
 
 
 def ipv4(src: str, dst: str, proto: int, dport: int | None = None, ihl: int = 5) -> bytes:

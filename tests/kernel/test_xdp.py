@@ -16,8 +16,8 @@ import textwrap
 import pytest
 
 import aioixy
+from aioixy.devices.xdp import PROGRAM_NAME, XDP_PASS, VerdictProgram, attached_programs
 from aioixy.testing import frame_seq, make_frame, transfer
-from aioixy.xdp import PROGRAM_NAME, XDP_PASS, VerdictProgram, attached_programs
 from tests.kernel.links import require_root as _require_root
 from tests.kernel.links import run as _run
 from tests.kernel.links import veth_pair

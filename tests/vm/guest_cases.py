@@ -17,7 +17,7 @@ import sys
 import time
 
 import aioixy
-from aioixy.frames import set_seq
+from aioixy.core.frames import set_seq
 from aioixy.testing import frame_seq, make_frame, receive_sequence, sizes_for, transfer
 
 A, B = "0000:00:10.0", "0000:00:11.0"

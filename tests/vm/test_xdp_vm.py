@@ -32,7 +32,7 @@ done
 
 PROBE = """
 import asyncio, json, sys, aioixy
-from aioixy.xdp import attached_programs
+from aioixy.devices.xdp import attached_programs
 async def main():
     async with aioixy.open("xdp:" + sys.argv[1]) as p:
         d = p.stats().device

@@ -11,9 +11,15 @@ from typing import Any
 
 import attrs
 
-from aioixy import errors, packet
+from aioixy import errors
 from aioixy._ffi import ffi, lib
-from aioixy.config import PortConfig
+from aioixy.core import packet
+from aioixy.core.config import PortConfig
+from aioixy.core.frames import MIN_FRAME
+from aioixy.core.info import PortInfo, port_info
+from aioixy.core.packet import Packet, PacketBatch, handover
+from aioixy.core.stats import DeviceStats, LinkStatus, PortStats, QueueStats
+from aioixy.core.wakeup import QueueWaiter, wait_any
 from aioixy.errors import (
     InvalidOption,
     PacketRejected,
@@ -22,11 +28,6 @@ from aioixy.errors import (
     PortForked,
     WrongThread,
 )
-from aioixy.frames import MIN_FRAME
-from aioixy.info import PortInfo, port_info
-from aioixy.packet import Packet, PacketBatch, handover
-from aioixy.stats import DeviceStats, LinkStatus, PortStats, QueueStats
-from aioixy.wakeup import QueueWaiter, wait_any
 
 _BUF_ARRAY = "struct aioixy_pkt_buf *[]"
 _rx_dequeue = lib.aioixy_rx_dequeue
@@ -62,7 +63,7 @@ class Port:
         self.config = config
         self._loop = loop
         info = port_info(native)
-        #: what the driver set up (see :class:`aioixy.info.PortInfo`); ``promisc`` as at open
+        #: what the driver set up (see :class:`aioixy.core.info.PortInfo`); ``promisc`` as at open
         self.info: PortInfo = info
         self.name: str = info.name
         self.driver: str = info.driver

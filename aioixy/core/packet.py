@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from itertools import repeat
 
 from aioixy._ffi import ffi, lib
-from aioixy.batchops import BatchOps
 from aioixy.errors import BatchBusy, InvalidOption, PacketReleased
+from aioixy.ops.batch import BatchOps, native_mask
 
 _free_bulk = lib.aioixy_mempool_free_bulk
 _unpack = ffi.unpack
@@ -124,7 +124,7 @@ class PacketBatch(BatchOps):
     """Packets received or allocated together; owns their buffers until sent or released.
 
     Whole-batch native operations (field gathers, rewrites, checksums, split/merge) come from
-    :class:`aioixy.batchops.BatchOps`.
+    :class:`aioixy.ops.batch.BatchOps`; split and merge, which move ownership, are here.
     """
 
     __slots__ = ("__weakref__", "_bufs", "_busy", "_holes", "_n", "_start")
@@ -228,6 +228,57 @@ class PacketBatch(BatchOps):
             while self._start < self._n and not self._bufs[self._start]:
                 self._start += 1
                 self._holes -= 1
+
+
+    # --- ownership: split and merge -----------------------------------------------------
+
+    def split(self, mask) -> tuple[PacketBatch, PacketBatch]:
+        """Two new batches: the packets whose mask entry is true, and the others (order kept).
+
+        The buffers move: this batch owns nothing afterwards (packets taken from it before raise
+        PacketReleased), each buffer is owned by exactly one of the two results.
+        """
+        return self._split_by(native_mask(mask, self._slots()[1]))
+
+    def _split_by(self, mask_c) -> tuple[PacketBatch, PacketBatch]:
+        """:meth:`split` by a native mask with an entry per slot still ours."""
+        self._check_idle()  # a waiting tx of this batch must keep its buffers where they are
+        p, n = self._slots()
+        cls = type(self)
+        yes = ffi.new("struct aioixy_pkt_buf *[]", n or 1)
+        no = ffi.new("struct aioixy_pkt_buf *[]", n or 1)
+        n_no = ffi.new("uint32_t *")
+        n_yes = lib.aioixy_ops_split(p, n, mask_c, yes, no, n_no)
+        self._start = self._n  # from here on the two halves own the buffers
+        self._holes = 0
+        return cls(yes, n_yes), cls(no, n_no[0])
+
+    @classmethod
+    def merge(cls, *batches: PacketBatch) -> PacketBatch:
+        """One batch owning every packet the given batches still own; they end up empty."""
+        for b in batches:
+            b._check_idle()
+        total = sum(len(b) for b in batches)
+        arr = ffi.new("struct aioixy_pkt_buf *[]", total or 1)
+        k = 0
+        for b in batches:
+            s, n = b._start, b._n
+            if b._holes:
+                for ptr in b._bufs[s:n]:
+                    if ptr:
+                        arr[k] = ptr
+                        k += 1
+            elif n > s:
+                ffi.memmove(arr + k, b._bufs + s, (n - s) * ffi.sizeof("void *"))
+                k += n - s
+            b._start = n
+            b._holes = 0
+        return cls(arr, k)
+
+
+def merge(*batches: PacketBatch) -> PacketBatch:
+    """``aioixy.merge(a, b, ...)``: see :meth:`PacketBatch.merge`."""
+    return PacketBatch.merge(*batches)
 
 
 def handover(packets: list[Packet]):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from aioixy._ffi import lib
-from aioixy.config import MAX_BATCH
+from aioixy.core.config import MAX_BATCH
 
 # exit codes (documented in `aioixy --help` and docs/user-guide.md; tests/apps/test_cli.py
 # checks each)
@@ -103,7 +103,7 @@ def _seconds(text: str) -> float:
 
 
 def _rate(text: str) -> float:
-    from aioixy.tools import check_rate
+    from aioixy.jobs import check_rate
 
     try:
         rate = check_rate(float(text))
@@ -176,15 +176,15 @@ class _Setup:
 
 
 async def _pktgen(s: _Setup) -> None:
-    from aioixy import tools
+    from aioixy import jobs
 
     a = s.args
     p = await s.port(a.device, rx=False)
     if a.size > p.info.data_room:  # the driver's buffers, which may be larger than asked
         raise UsageError(f"--size {a.size}: a {p.info.buf_size}-byte buffer holds frames of at "
                          f"most {p.info.data_room} bytes")
-    lim = tools.RateLimiter(a.rate, a.batch_size)
-    s.start(tools.pktgen(p, s.job, a.size, a.count, lim, a.batch_size), f"pktgen on {p.name}")
+    lim = jobs.RateLimiter(a.rate, a.batch_size)
+    s.start(jobs.pktgen(p, s.job, a.size, a.count, lim, a.batch_size), f"pktgen on {p.name}")
 
     def expose(control: ControlPlane) -> None:
         from aioixy.control import PktgenControl
@@ -195,16 +195,16 @@ async def _pktgen(s: _Setup) -> None:
 
 
 async def _fwd(s: _Setup) -> None:
-    from aioixy import tools
+    from aioixy import jobs
 
     a, b = await s.port(s.args.device_a), await s.port(s.args.device_b)
-    s.start(tools.forward(a, b, s.job), f"fwd {a.name} -> {b.name}")
-    s.start(tools.forward(b, a, s.job), f"fwd {b.name} -> {a.name}")
+    s.start(jobs.forward(a, b, s.job), f"fwd {a.name} -> {b.name}")
+    s.start(jobs.forward(b, a, s.job), f"fwd {b.name} -> {a.name}")
 
 
 async def _dump(s: _Setup) -> None:
-    from aioixy import tools
-    from aioixy.pcap import PcapWriter
+    from aioixy import jobs
+    from aioixy.jobs.pcap import PcapWriter
 
     a = s.args
     try:
@@ -216,26 +216,26 @@ async def _dump(s: _Setup) -> None:
     p = await s.port(a.device)
 
     async def dump() -> None:  # a file that fails (a full disk) ends the job
-        await tools.dump(p, s.job, PcapWriter(f), a.count)
+        await jobs.dump(p, s.job, PcapWriter(f), a.count)
 
     s.start(dump(), f"dump {p.name} to {a.write}")
 
 
 async def _replay(s: _Setup) -> None:
-    from aioixy import tools
-    from aioixy.pcap import PcapError
+    from aioixy import jobs
+    from aioixy.jobs.pcap import PcapError
 
     a = s.args
     try:  # bad input is found before any device is opened
-        frames, cut = tools.load_pcap(a.file)
+        frames, cut = jobs.load_pcap(a.file)
     except (OSError, PcapError) as exc:
         raise UsageError(f"{a.file}: {exc.strerror or exc}" if isinstance(exc, OSError)
                          else f"{a.file}: {exc}") from None
     if cut:
         print(f"aioixy: {a.file}: {cut}; replaying those", file=sys.stderr, flush=True)
     p = await s.port(a.device, rx=False)
-    lim = tools.RateLimiter(a.rate, a.batch_size)
-    s.start(tools.replay(p, s.job, a.file, lim, a.batch_size, frames=frames),
+    lim = jobs.RateLimiter(a.rate, a.batch_size)
+    s.start(jobs.replay(p, s.job, a.file, lim, a.batch_size, frames=frames),
             f"replay into {p.name}")
 
 
@@ -247,9 +247,9 @@ JOBS: dict[str, Callable[[_Setup], Awaitable[None]]] = {
 
 async def _run_job(args: argparse.Namespace) -> dict:
     import aioixy
-    from aioixy import tools
+    from aioixy import jobs
 
-    job = tools.Job(args.cmd)
+    job = jobs.Job(args.cmd)
     _stop_on_signals(job.stop)
     async with contextlib.AsyncExitStack() as stack:
         setup = _Setup(args, job, stack)
@@ -350,7 +350,7 @@ async def _control_plane(hostport: tuple[str, int],
 
 
 async def _demo(args: argparse.Namespace):
-    from aioixy import demo
+    from aioixy.jobs import demo
 
     stop = asyncio.Event()
     _stop_on_signals(stop)
@@ -378,7 +378,7 @@ async def _status(job, ports, show: bool) -> None:
 
 
 def _print_list(as_json: bool) -> None:
-    from aioixy.netlist import SOFTWARE, interfaces, network_devices
+    from aioixy.devices.netlist import SOFTWARE, interfaces, network_devices
 
     nics = network_devices()
     ifaces = interfaces()

@@ -1,10 +1,10 @@
 """L3/L4 firewall rules: an ordered list, first match wins, per-rule hit counters.
 
-The rule set is shared between the packet path (``RuleSet.allows(frame)``, called per packet by
-examples/firewall.py) and the HTTP API (add / list / delete while traffic flows). Both run on the
-same event loop, so a change is atomic with respect to packets: a batch is judged entirely
-before or entirely after it. Rules are matched on integers (address & mask), not on
-``ipaddress`` objects, because this runs for every packet in Python.
+The rule set is shared between the packet path (``RuleSet.allows(frame)`` per packet, or a whole
+batch at once through :class:`aioixy.ops.filter.Filter`) and the HTTP control plane (add / list /
+delete while traffic flows). Both run on the same event loop, so a change is atomic with respect
+to packets: a batch is judged entirely before or entirely after it. Rules are matched on integers
+(address & mask), not on ``ipaddress`` objects, because this runs for every packet in Python.
 """
 
 from __future__ import annotations
@@ -124,6 +124,9 @@ class RuleSet:
         self._rules: list[Rule] = []
         self._compiled: list[tuple[int, int, int, int, int, int | None, int | None, bool]] = []
         self._next_id = 1
+        #: counts changes to the rule list: a compiled batch filter of generation g describes
+        #: the rules only while this is still g
+        self.generation = 0
 
     def __iter__(self) -> Iterator[Rule]:
         return iter(list(self._rules))
@@ -160,6 +163,7 @@ class RuleSet:
                 "rules": [{**r.to_json(), "hits": self.hits[r.id]} for r in self._rules]}
 
     def _compile(self) -> None:
+        self.generation += 1
         self._compiled = [(r.id, *_net(r.src), *_net(r.dst), r.proto, r.dport,
                            r.action == "allow") for r in self._rules]
 

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 import aioixy
-from aioixy.frames import frame_seq
+from aioixy.core.frames import frame_seq
 
 
 @attrs.define

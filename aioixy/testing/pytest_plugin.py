@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterable
 import pytest_asyncio
 
 import aioixy
-from aioixy.tools import send_frames
+from aioixy.jobs import send_frames
 
 _names = itertools.count()
 

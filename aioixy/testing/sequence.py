@@ -1,7 +1,7 @@
 """Traffic with sequence numbers, and the checks every driver is held to.
 
 Used by aioixy's own tests (null, pair, VirtIO in a VM, the 82599 model) and available to users
-testing their own network functions. The frames are those of :mod:`aioixy.frames` (re-exported
+testing their own network functions. The frames are those of :mod:`aioixy.core.frames` (re-exported
 here): a sequence number where the ``null`` device and the 82599 model put theirs, and a payload
 pattern that shows any corrupted, truncated or swapped byte.
 """
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from aioixy.frames import (
+from aioixy.core.frames import (
     BROADCAST,
     DEFAULT_SRC,
     MAX_FRAME,
@@ -25,8 +25,8 @@ from aioixy.frames import (
     frame_seq,
     make_frame,
 )
-from aioixy.packet import Packet, PacketBatch
-from aioixy.tools import send_frames
+from aioixy.core.packet import Packet, PacketBatch
+from aioixy.jobs import send_frames
 
 __all__ = [
     "MAX_FRAME", "MIN_FRAME", "SEQ_OFFSET", "SequenceReport", "check_frame", "fill",

@@ -40,6 +40,9 @@ exit codes:
   4  a job died mid-run (e.g. a mempool ran dry); the summary names it and the error
 """
 
+#: how long the demo runs without --duration (and without --http: then until Ctrl-C)
+DEMO_SECONDS = 5.0
+
 #: the largest frame any port's buffer can hold (the largest buffers less their header)
 MAX_FRAME = lib.AIOIXY_MAX_BUF_SIZE - lib.AIOIXY_PKT_HEADER
 
@@ -144,8 +147,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("device")
     p.add_argument("--rate", type=_rate, help="packets per second")
     _add_common(p)
-    p = sub.add_parser("demo", help="forward on the built-in devices, with live rates")
-    p.add_argument("--device", default="null", help="source device (default: null)")
+    p = sub.add_parser("demo", help="forward on the built-in devices, with live rates "
+                       f"({DEMO_SECONDS:g} s; with --http until Ctrl-C)")
+    p.add_argument("--device", default="null",
+                   help="source device (default: null); --options and --force apply to it")
     _add_common(p)
     return parser
 
@@ -357,8 +362,12 @@ async def _demo(args: argparse.Namespace):
     async with contextlib.AsyncExitStack() as stack:
         control = await stack.enter_async_context(_control_plane(args.http, args.http_token)) \
             if args.http else None
-        return await demo.run(args.device, args.duration or 5.0, args.batch_size,
-                              as_json=args.json, control=control, stop=stop)
+        # serving a dashboard, the demo runs until stopped: by the time the page is
+        # opened, a demo of the default 5 s would have ended
+        duration = args.duration or (None if args.http else DEMO_SECONDS)
+        return await demo.run(args.device, duration, args.batch_size,
+                              as_json=args.json, control=control, stop=stop,
+                              options=args.options, force=args.force)
 
 
 async def _status(job, ports, show: bool) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import math
 import sys
 import time
 from typing import Any
@@ -35,12 +36,19 @@ class DemoResult:
     dead: list[dict[str, str]] = attrs.field(factory=list)
 
 
-async def run(device: str = "null", duration: float = 5.0, batch_size: int = 64,
+async def run(device: str = "null", duration: float | None = 5.0, batch_size: int = 64,
               out=sys.stdout, as_json: bool = False, control: Any = None,
-              stop: asyncio.Event | None = None) -> DemoResult:
-    """Forward `device` -> pair:demo:a ==> pair:demo:b for `duration` s, or until `stop`."""
+              stop: asyncio.Event | None = None, options: str = "",
+              force: bool = False) -> DemoResult:
+    """Forward `device` -> pair:demo:a ==> pair:demo:b for `duration` s (None: until `stop`).
+
+    `options` and `force` are the source device's (the pair takes neither): e.g. a sim-82599
+    card generating its own traffic with ``options="wire=gen"``, or a NIC that is up.
+    """
     stop = stop if stop is not None else asyncio.Event()
-    src_opts = {"overflow": "pause"} if device == "null" else {}
+    duration = math.inf if duration is None else duration
+    src_opts: dict[str, Any] = {"overflow": "pause"} if device == "null" else {}
+    src_opts.update(options=options, force=force)
     async with aioixy.open(device, batch_size=batch_size, **src_opts) as src, \
             aioixy.open("pair:demo:a", batch_size=batch_size, flow_control=True) as a, \
             aioixy.open("pair:demo:b", batch_size=batch_size) as b:

@@ -7,6 +7,11 @@ import contextlib
 import math
 import time
 
+#: The highest rate a job accepts, packets/s: above any NIC's line rate (100 Gb/s of 64-byte
+#: frames is ~149 Mpps), and low enough that the token bucket's arithmetic stays exact. A rate
+#: like 1e308 would overflow it (``int(inf)``) and kill the job and its control plane.
+MAX_RATE = 1e9
+
 
 class RateLimiter:
     """Token bucket: how many packets may go now to stay at `rate` packets/s (None = no limit).
@@ -61,11 +66,17 @@ class RateLimiter:
 
 
 def check_rate(rate: float | None) -> float | None:
-    """A valid rate (packets/s > 0, finite) or None for no limit; ValueError says why not."""
+    """A valid rate (0 < packets/s <= :data:`MAX_RATE`) or None for no limit; ValueError says
+    why not."""
     if rate is None:
         return None
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) \
-            or rate <= 0:
+    # compared as numbers, never converted first: float(10**400) itself raises OverflowError
+    if isinstance(rate, bool) or not isinstance(rate, int | float) \
+            or (isinstance(rate, float) and not math.isfinite(rate)) or rate <= 0:
         raise ValueError(f"rate {rate!r}: must be a positive number of packets per second "
                          "(or null / None for no limit)")
+    if rate > MAX_RATE:
+        shown = f"{rate:.3g}" if isinstance(rate, float) or rate < 10**30 else "a huge number"
+        raise ValueError(f"rate {shown}: at most {MAX_RATE:.0e} packets per second (above any "
+                         "line rate; null / None for no limit)")
     return float(rate)

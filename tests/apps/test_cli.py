@@ -392,6 +392,11 @@ EXIT_CASES = [
     (["pktgen", "null", "--duration", "nan"], 2, "must be a positive number of seconds"),
     (["pktgen", "null", "--count", "-5"], 2, "argument --count: -5 is not in"),
     (["pktgen", "null", "--batch-size", "0"], 2, "argument --batch-size: 0 is not in 1..512"),
+    # issue 16: 1e308 was accepted, then the job died of an OverflowError (exit 4)
+    (["pktgen", "null", "--rate", "1e308", "--count", "10"], 2,
+     "rate 1e+308: at most 1e+09 packets per second"),
+    (["replay", "{short}", "null", "--rate", "2e9"], 2, "at most 1e+09"),
+    (["pktgen", "null", "--rate", "inf", "--count", "10"], 2, "must be a positive number"),
     (["replay", "{garbage}", "null"], 2, "garbage.pcap: not a pcap file (magic 74686973"),
     (["replay", "{short}", "null"], 2, "short.pcap: file too short for a pcap header"),
     (["replay", "{pcapng}", "null"], 2, "pcapng is not supported"),

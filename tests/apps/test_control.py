@@ -157,6 +157,9 @@ BAD_REQUESTS = [
     ("PUT", "/api/pktgen", '{"rate": 0}', 400, "positive number"),
     ("PUT", "/api/pktgen", '{"rate": "fast"}', 400, "rate 'fast'"),
     ("PUT", "/api/pktgen", '{"rate": NaN}', 400, "positive number"),
+    # issue 16: accepted before, then the job died of an OverflowError with the control plane
+    ("PUT", "/api/pktgen", '{"rate": 1e308}', 400, "at most 1e+09 packets per second"),
+    ("PUT", "/api/pktgen", '{"rate": 1000000001}', 400, "at most 1e+09"),
     ("PUT", "/api/pktgen", '{"running": "yes"}', 400, "running: 'yes'"),
     ("PUT", "/api/pktgen", '{"speed": 1}', 400, "unknown field 'speed'"),
     ("GET", "/api/ports/eth9", None, 404, "unknown port 'eth9'"),
@@ -560,3 +563,18 @@ def test_a_user_token_must_be_long_enough():
         make_app(token="short")
     with pytest.raises(ValueError, match="printable ASCII"):
         make_app(token="x" * 16 + " y")
+
+
+def test_check_rate_bounds_every_rate_the_jobs_take():
+    from aioixy.jobs import RateLimiter, check_rate
+    from aioixy.jobs.rate import MAX_RATE
+
+    assert check_rate(None) is None and check_rate(MAX_RATE) == MAX_RATE == 1e9
+    assert check_rate(5) == 5.0
+    for bad in (1e308, MAX_RATE * 1.0000001, 10**400, float("inf"), -1, 0, float("nan")):
+        with pytest.raises(ValueError, match="rate"):
+            check_rate(bad)
+    with pytest.raises(ValueError, match="at most 1e"):
+        RateLimiter(1e308, 32)
+    with pytest.raises(ValueError, match="at most 1e"):
+        RateLimiter(None, 32).retune(10**400)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CollectorRegistry
 
 from aioixy.control import events, metrics
@@ -260,7 +261,8 @@ async def serving(app: web.Application, host: str = DEFAULT_HOST,
     app[GUARD].bound(host)
     # a short shutdown timeout: live event streams are ended by on_shutdown, and nothing else
     # the control plane serves takes long
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0,
+                           logger=_ClientErrorsQuiet(logging.getLogger("aiohttp.server"), {}))
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
@@ -270,3 +272,17 @@ async def serving(app: web.Application, host: str = DEFAULT_HOST,
         yield f"http://{shown}:{bound_port}"
     finally:
         await runner.cleanup()
+
+
+class _ClientErrorsQuiet(logging.LoggerAdapter):
+    """aiohttp's server logger, except that a request aiohttp cannot parse (the client's fault:
+    bytes that may not appear in a URL or header) is logged at debug level, as aiohttp already
+    does for an unknown method. Otherwise every such request, unauthenticated, writes a
+    traceback to the log."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True,
+                  **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            self.debug(msg, *args, exc_info=exc_info, **kwargs)
+        else:
+            self.error(msg, *args, exc_info=exc_info, **kwargs)

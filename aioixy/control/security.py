@@ -157,11 +157,20 @@ class Guard:
             raise Refused(401, f"missing token: {where} must send 'Authorization: Bearer "
                                f"TOKEN' or '{TOKEN_HEADER}: TOKEN' (the token is printed when "
                                "the control plane starts)")
-        if not hmac.compare_digest(given.encode(), self.token.encode()):
+        if not same_token(given, self.token):
             raise Refused(403, "wrong token")
 
 
 GUARD = web.AppKey("aioixy_guard", Guard)
+
+
+def same_token(given: str, token: str) -> bool:
+    """Whether a token a request carried is ours, in constant time.
+
+    aiohttp hands over header bytes that are not UTF-8 as surrogate escapes, which a plain
+    ``encode()`` refuses (a 500 and a logged traceback per request: an unauthenticated log
+    flood). Encoded back to the bytes the client sent, they simply do not match."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode())
 
 
 def _header_token(request: web.Request) -> str | None:
@@ -199,7 +208,7 @@ def json_depth_ok(raw: bytes, limit: int = MAX_DEPTH) -> bool:
 def set_token_cookie(request: web.Request, response: web.StreamResponse, guard: Guard) -> None:
     """After ``GET /?token=...`` with the right token: remember it for the page's own reads."""
     given = request.query.get(TOKEN_QUERY)
-    if given is not None and hmac.compare_digest(given.encode(), guard.token.encode()):
+    if given is not None and same_token(given, guard.token):
         # HttpOnly: page scripts never need it; Strict: no other site's request carries it
         response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="Strict", path="/")
 

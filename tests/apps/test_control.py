@@ -578,3 +578,60 @@ def test_check_rate_bounds_every_rate_the_jobs_take():
         RateLimiter(1e308, 32)
     with pytest.raises(ValueError, match="at most 1e"):
         RateLimiter(None, 32).retune(10**400)
+
+
+# --- non-UTF-8 credentials (issue 16 item 7) -------------------------------------------------
+
+BAD_BYTES = [b"\xff\xfe\xfd", b"\xc3\x28", b"\xed\xa0\x80", b"tok\x80en" * 4, b"\xe2\x82"]
+
+
+async def _raw_request(port: int, head: bytes, body: bytes = b"") -> int:
+    """Send `head` (request line and headers, exactly these bytes) and return the status."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+                     + body)
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+        await reader.read()
+    finally:
+        writer.close()
+    return int(status_line.split()[1])
+
+
+@pytest.mark.parametrize("bad", BAD_BYTES, ids=lambda b: b.hex())
+async def test_attack_non_utf8_token_bytes_are_refused_without_a_traceback(no_leaks, bad,
+                                                                            caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    control = ControlPlane(interval=0.05)
+    for bind in ("127.0.0.1", "0.0.0.0"):
+        app = make_app(control)
+        async with serving(app, bind, 0) as url:
+            port = int(url.rsplit(":", 1)[1])
+            host = b"Host: 127.0.0.1:%d\r\n" % port
+            put = b"PUT /api/pktgen HTTP/1.1\r\n" + host + b"Content-Type: application/json\r\n"
+            get = b"GET /api/ports HTTP/1.1\r\n" + host
+            # (request, refused also on loopback): a read on loopback needs no token
+            cases = [
+                (put + b"X-Aioixy-Token: " + bad + b"\r\n", True),
+                (put + b"Authorization: Bearer " + bad + b"\r\n", True),
+                (put + b"Authorization: " + bad + b" " + bad + b"\r\n", True),
+                (get + b"X-Aioixy-Token: " + bad + b"\r\n", False),
+                (get + b"Authorization: Bearer " + bad + b"\r\n", False),
+                (get + b"Cookie: aioixy_token=" + bad + b"\r\n", False),
+                # raw bytes in a URL: aiohttp's own 400 (logged at debug level only)
+                (b"GET /api/ports?token=" + bad + b" HTTP/1.1\r\n" + host, True),
+                (b"GET /?token=%ff%fe HTTP/1.1\r\n" + host, False),
+                (b"GET /api/ports HTTP/1.1\r\nHost: 127.0.0.1" + bad + b"\r\n", True),
+                (put + b"Origin: http://" + bad + b"\r\nX-Aioixy-Token: x\r\n", True),
+            ]
+            for head, refused in cases:
+                status = await _raw_request(port, head, b'{"rate": 5}')
+                ok = (400, 401, 403) if refused or bind == "0.0.0.0" else (200,)
+                assert status in ok, (bind, head, status)
+    # at the default levels nothing is logged (debug records are not shown)
+    tracebacks = [r for r in caplog.records if r.levelno >= logging.INFO
+                  and (r.exc_info or r.levelno >= logging.WARNING)]
+    assert not tracebacks, [r.getMessage() for r in tracebacks]

@@ -373,15 +373,19 @@ async def _demo(args: argparse.Namespace):
 async def _status(job, ports, show: bool) -> None:
     if not show:
         return
+    from aioixy.jobs import units
+
     tty = sys.stderr.isatty()
-    last_n, last_t = 0, time.monotonic()
+    last_n, last_b, last_t = 0, 0, time.monotonic()
     while True:
         await asyncio.sleep(0.5)
         now = time.monotonic()
-        rate = (job.packets - last_n) / (now - last_t)
-        last_n, last_t = job.packets, now
+        dt = now - last_t
+        rate, byte_rate = (job.packets - last_n) / dt, (job.bytes - last_b) / dt
+        last_n, last_b, last_t = job.packets, job.bytes, now
         drops = sum(p.stats().rx_dropped for p in ports if not p.closed)
-        line = f"{job.name}: {job.packets} packets, {rate / 1e6:.3f} Mpps, {drops} rx dropped"
+        line = (f"{job.name}: {units.count(job.packets)} packets, "
+                f"{units.rates(rate, byte_rate)}, {units.count(drops)} rx dropped")
         print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr,
               flush=True)
 
@@ -445,6 +449,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_job(args: argparse.Namespace) -> int:
+    from aioixy.jobs import units
+
     summary = _runner(args)(_run_job(args))
     if args.json:
         print(json.dumps(summary))
@@ -453,8 +459,9 @@ def _cmd_job(args: argparse.Namespace) -> int:
             print(file=sys.stderr)
         pools = "whole" if summary["pools_whole"] else "NOT whole"
         dead = "".join(f"; DIED: {d['task']}: {d['error']}" for d in summary["dead"])
-        print(f"{summary['job']}: {summary['packets']} packets in {summary['seconds']} s "
-              f"({summary['pps']} pps); mempools {pools}{dead}")
+        print(f"{summary['job']}: {units.count(summary['packets'])} packets in "
+              f"{summary['seconds']} s ({units.packet_rate(summary['pps'])}, "
+              f"{units.scaled(summary['bps'], 'bit/s')}); mempools {pools}{dead}")
     for d in summary["dead"]:
         print(f"aioixy: {d['task']} died: {d['error']}", file=sys.stderr)
     return exit_code(summary)

@@ -20,6 +20,7 @@ import attrs
 
 import aioixy
 from aioixy.core.frames import frame_seq
+from aioixy.jobs import units
 
 
 @attrs.define
@@ -31,6 +32,8 @@ class DemoResult:
     rx_dropped: int
     mpps_forwarded: float
     mpps_received: float
+    #: the frames' bits per second forwarded (without FCS, preamble and gap)
+    bps_forwarded: float
     pools_whole: bool
     #: tasks that died mid-run: {"task": name, "error": "Type: message"}
     dead: list[dict[str, str]] = attrs.field(factory=list)
@@ -55,17 +58,18 @@ async def run(device: str = "null", duration: float | None = 5.0, batch_size: in
         if control is not None:  # an aioixy.control.ControlPlane serving beside the demo
             for p in (src, a, b):
                 control.add_port(p)
-        forwarded = received = disorder = 0
+        forwarded = received = disorder = forwarded_bytes = 0
         last_seq = -1
 
         async def forward() -> None:
-            nonlocal forwarded
+            nonlocal forwarded, forwarded_bytes
             async for batch in src.rx():
-                n = len(batch)
+                n, nbytes = len(batch), batch.nbytes
                 try:
                     await a.tx(batch)
                 finally:
                     forwarded += n - len(batch)  # a cancelled tx may have sent a prefix
+                    forwarded_bytes += nbytes - batch.nbytes
                     batch.release()
                 if stop.is_set():
                     return
@@ -86,7 +90,7 @@ async def run(device: str = "null", duration: float | None = 5.0, batch_size: in
         tasks = [asyncio.create_task(forward(), name=f"forward {device} -> pair:demo:a"),
                  asyncio.create_task(sink(), name="sink pair:demo:b")]
         t0 = prev_t = time.perf_counter()
-        prev_f = prev_r = 0
+        prev_f = prev_r = prev_fb = 0
         tty = out.isatty() and not as_json
         while (now := time.perf_counter()) - t0 < duration and not stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -94,12 +98,13 @@ async def run(device: str = "null", duration: float | None = 5.0, batch_size: in
             now = time.perf_counter()
             dt = now - prev_t
             if not as_json:
-                line = (f"[{now - t0:4.1f}s] fwd {(forwarded - prev_f) / dt / 1e6:6.2f} Mpps   "
-                        f"rx {(received - prev_r) / dt / 1e6:6.2f} Mpps   "
-                        f"dropped {b.stats().rx_dropped}")
+                fwd = units.rates((forwarded - prev_f) / dt, (forwarded_bytes - prev_fb) / dt)
+                line = (f"[{now - t0:4.1f}s] fwd {fwd:>24}   "
+                        f"rx {units.packet_rate((received - prev_r) / dt):>10}   "
+                        f"dropped {units.count(b.stats().rx_dropped)}")
                 print(("\r" + line) if tty else line, end="" if tty else "\n", file=out,
                       flush=True)
-            prev_t, prev_f, prev_r = now, forwarded, received
+            prev_t, prev_f, prev_r, prev_fb = now, forwarded, received, forwarded_bytes
             if any(t.done() for t in tasks):  # a task ended early: it died; stop and say so
                 break
         stop.set()
@@ -123,14 +128,17 @@ async def run(device: str = "null", duration: float | None = 5.0, batch_size: in
         out_of_order=disorder, rx_dropped=rx_dropped,
         mpps_forwarded=round(forwarded / elapsed / 1e6, 3),
         mpps_received=round(received / elapsed / 1e6, 3),
+        bps_forwarded=round(forwarded_bytes * 8 / elapsed),
         pools_whole=aioixy.native_pools_alive() == 0, dead=dead,
     )
     if as_json:
         print(json.dumps(attrs.asdict(result)), file=out)
     else:
-        print(f"summary: forwarded {forwarded} packets ({result.mpps_forwarded} Mpps) "
-              f"{device} -> pair:demo:a, received {received} on pair:demo:b "
-              f"({result.mpps_received} Mpps), {rx_dropped} dropped, {disorder} out of order, "
+        print(f"summary: forwarded {units.count(forwarded)} packets "
+              f"({units.rates(forwarded / elapsed, forwarded_bytes / elapsed)}) "
+              f"{device} -> pair:demo:a, received {units.count(received)} on pair:demo:b "
+              f"({units.packet_rate(received / elapsed)}), {units.count(rx_dropped)} dropped, "
+              f"{disorder} out of order, "
               f"mempools {'whole' if result.pools_whole else 'NOT whole'}"
               + "".join(f"; DIED: {d['task']}: {d['error']}" for d in dead), file=out)
     return result

@@ -29,6 +29,7 @@ class Job:
             "packets": self.packets,
             "bytes": self.bytes,
             "pps": round(self.packets / elapsed) if elapsed else 0,
+            "bps": round(self.bytes * 8 / elapsed) if elapsed else 0,  # the frames' bits
             "ports": {p.name: {"rx_packets": (s := p.stats()).rx_packets,
                                "tx_packets": s.tx_packets, "rx_dropped": s.rx_dropped,
                                "rx_missed": s.rx_missed, "tx_dropped": s.tx_dropped}

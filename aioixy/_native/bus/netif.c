@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ifaddrs.h>
+#include <linux/if_packet.h>
 #include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -231,5 +232,35 @@ int aioixy_netif_check_queues(const struct aioixy_netif *nif, const struct aioix
                                 "%s:%s: asked for %u rx / %u tx queues, the interface has %u rx / "
                                 "%u tx", what, nif->name, cfg->rx_queues, cfg->tx_queues,
                                 nif->rx_queues, nif->tx_queues);
+    return 0;
+}
+
+int aioixy_netif_check_up(const struct aioixy_netif *nif, const char *what)
+{
+    if (nif->up)
+        return 0;
+    return aioixy_set_error(AIOIXY_EINVAL,
+                            "%s:%s: the interface is down. aioixy never changes an interface's "
+                            "state: bring it up first ('ip link set %s up')",
+                            what, nif->name, nif->name);
+}
+
+int aioixy_netif_promisc(int *fd, const struct aioixy_netif *nif, bool on, const char *what)
+{
+    if (*fd < 0) {
+        if (!on)
+            return 0; /* no socket, no membership */
+        /* protocol 0 and never bound: the socket exists only to hold the membership */
+        *fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+        if (*fd < 0)
+            return aioixy_set_error(errno == EPERM || errno == EACCES ? AIOIXY_EPERM : AIOIXY_EIO,
+                                    "%s:%s: cannot open a socket for promiscuous mode: %s", what,
+                                    nif->name, strerror(errno));
+    }
+    struct packet_mreq mr = {.mr_ifindex = nif->ifindex, .mr_type = PACKET_MR_PROMISC};
+    if (setsockopt(*fd, SOL_PACKET, on ? PACKET_ADD_MEMBERSHIP : PACKET_DROP_MEMBERSHIP, &mr,
+                   sizeof(mr)) != 0)
+        return aioixy_set_error(AIOIXY_EIO, "%s:%s: cannot %s promiscuous mode: %s", what,
+                                nif->name, on ? "enable" : "disable", strerror(errno));
     return 0;
 }

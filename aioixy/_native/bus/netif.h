@@ -45,6 +45,15 @@ void aioixy_netif_traffic(const char *name, struct aioixy_netif_traffic *out);
 int aioixy_netif_check_safe(const struct aioixy_netif *nif, bool force, const char *what);
 /* Link state and speed from sysfs (operstate, speed). */
 void aioixy_netif_link(const char *name, struct aioixy_link *out);
+/* 0, or -AIOIXY_EINVAL if the interface is administratively down: aioixy never changes an
+ * interface's state, and a down interface would take the port's frames nowhere. */
+int aioixy_netif_check_up(const struct aioixy_netif *nif, const char *what);
+/* Promiscuous mode as a membership of an AF_PACKET socket (PACKET_MR_PROMISC), never the
+ * interface flag: the kernel counts memberships (the interface's "promiscuity") and drops ours
+ * when the socket closes, so an admin's promiscuous mode is never switched off and a crashed
+ * process never leaves the interface promiscuous. *fd < 0 opens an unbound socket for it (it
+ * receives nothing), which the caller closes at the end. 0 or -AIOIXY_E*. */
+int aioixy_netif_promisc(int *fd, const struct aioixy_netif *nif, bool on, const char *what);
 /* -AIOIXY_EINVAL (naming the counts) if the interface has fewer rx or tx queues than cfg asks
  * for: for drivers that bind hardware queues (xdp:); packet: fans out in software instead. */
 int aioixy_netif_check_queues(const struct aioixy_netif *nif, const struct aioixy_dev_config *cfg,

@@ -379,20 +379,13 @@ static void pkt_link(struct aioixy_dev *dev, struct aioixy_link *out)
     aioixy_netif_link(((struct pkt_dev *)dev)->nif.name, out);
 }
 
-/* Promiscuous mode through a socket membership, not the interface flag: the kernel counts it
- * per socket and drops it when the socket closes, so a crash never leaves the NIC promiscuous
- * and another user's promiscuous mode is never switched off. */
+/* Promiscuous mode: a membership of queue 0's socket (netif.h), dropped when it closes. */
 static int pkt_promisc(struct aioixy_dev *dev, bool on)
 {
     struct pkt_dev *pd = (struct pkt_dev *)dev;
     if (on == dev->promisc)
         return 0;
-    struct packet_mreq mr = {.mr_ifindex = pd->nif.ifindex, .mr_type = PACKET_MR_PROMISC};
-    if (setsockopt(pd->q[0].fd, SOL_PACKET, on ? PACKET_ADD_MEMBERSHIP : PACKET_DROP_MEMBERSHIP,
-                   &mr, sizeof(mr)) != 0)
-        return aioixy_set_error(AIOIXY_EIO, "packet:%s: cannot %s promiscuous mode: %s", pd->nif.name,
-                                on ? "enable" : "disable", strerror(errno));
-    return 0;
+    return aioixy_netif_promisc(&pd->q[0].fd, &pd->nif, on, "packet");
 }
 
 static void close_queue(struct pkt_queue *pq)
@@ -621,11 +614,8 @@ static int pkt_open(const char *name, const struct aioixy_dev_config *cfg, struc
     rc = aioixy_netif_lookup(ifname, &pd->nif);
     if (!rc)
         rc = aioixy_netif_check_safe(&pd->nif, cfg->force, "packet");
-    if (!rc && !pd->nif.up)
-        rc = aioixy_set_error(AIOIXY_EINVAL,
-                              "packet:%s: the interface is down. aioixy never changes an "
-                              "interface's state: bring it up first ('ip link set %s up')",
-                              ifname, ifname);
+    if (!rc)
+        rc = aioixy_netif_check_up(&pd->nif, "packet");
     if (rc) {
         pkt_close(&pd->dev);
         return rc;

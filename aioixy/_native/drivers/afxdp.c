@@ -24,12 +24,10 @@
  */
 #include <errno.h>
 #include <linux/if_xdp.h>
-#include <net/if.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -89,6 +87,7 @@ struct xdp_dev {
     struct aioixy_dev dev;
     struct aioixy_netif nif;
     struct aioixy_xdp_prog *prog;
+    int promisc_fd;   /* AF_PACKET socket holding our promiscuous membership, -1 if none */
     struct xq *q[AIOIXY_MAX_QUEUES];
 };
 
@@ -404,30 +403,14 @@ static int xdp_poll_fd(struct aioixy_dev *dev, uint16_t qi, short *events)
     return q->fd;
 }
 
-static int set_if_flag(const char *ifname, short flag, bool on)
-{
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return aioixy_set_error(AIOIXY_EIO, "socket: %s", strerror(errno));
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof(ifr));
-    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-    int rc = 0;
-    if (ioctl(s, SIOCGIFFLAGS, &ifr) != 0) {
-        rc = aioixy_set_error(AIOIXY_EIO, "%s: SIOCGIFFLAGS: %s", ifname, strerror(errno));
-    } else {
-        ifr.ifr_flags = (short)(on ? (ifr.ifr_flags | flag) : (ifr.ifr_flags & ~flag));
-        if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0)
-            rc = aioixy_set_error(errno == EPERM ? AIOIXY_EPERM : AIOIXY_EIO, "%s: SIOCSIFFLAGS: %s",
-                                  ifname, strerror(errno));
-    }
-    close(s);
-    return rc;
-}
-
+/* Promiscuous mode: a membership of an AF_PACKET socket the port holds (netif.h), never the
+ * interface flag: it ends with the port (close, crash, or a fork child that exits) and leaves
+ * an admin's own promiscuous mode alone. */
 static int xdp_set_promisc(struct aioixy_dev *dev, bool on)
 {
-    return set_if_flag(X(dev)->nif.name, IFF_PROMISC, on);
+    if (on == dev->promisc)
+        return 0;
+    return aioixy_netif_promisc(&X(dev)->promisc_fd, &X(dev)->nif, on, "xdp");
 }
 
 static void close_queue(struct xq *q)
@@ -469,6 +452,8 @@ static void xdp_close(struct aioixy_dev *dev)
     aioixy_xdp_release(x->prog); /* last port on the interface: detached here */
     for (int i = 0; i < AIOIXY_MAX_QUEUES; i++)
         close_queue(x->q[i]);
+    if (x->promisc_fd >= 0)
+        close(x->promisc_fd); /* the kernel drops the membership with the socket */
     aioixy_dev_release_pools(dev);
     free(x);
 }
@@ -592,19 +577,6 @@ static int open_queue(struct xdp_dev *x, uint16_t i, uint32_t ifq, bool rx, uint
     return 0;
 }
 
-static bool read_promisc(const char *ifname)
-{
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return false;
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof(ifr));
-    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-    bool on = ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_PROMISC);
-    close(s);
-    return on;
-}
-
 static int parse_choice(const char *opts, const char *key, const char *const *names, int n, int def)
 {
     char v[32];
@@ -668,7 +640,8 @@ static int xdp_open(const char *name, const struct aioixy_dev_config *cfg, struc
         return aioixy_set_error(AIOIXY_EINVAL, "xdp:%s: the interface has %u queue(s); cannot bind "
                                 "queue%s %u%s", ifname, nifq, nq > 1 ? "s" : "", first,
                                 nq > 1 ? " and up" : "");
-    if ((rc = aioixy_netif_check_safe(&nif, cfg->force, "xdp")) != 0)
+    if ((rc = aioixy_netif_check_safe(&nif, cfg->force, "xdp")) != 0 ||
+        (rc = aioixy_netif_check_up(&nif, "xdp")) != 0)
         return rc;
     int rxs = ring_size(cfg->rx_descs, "rx_descs"), txs = ring_size(cfg->tx_descs, "tx_descs");
     if (rxs < 0 || txs < 0)
@@ -698,7 +671,7 @@ static int xdp_open(const char *name, const struct aioixy_dev_config *cfg, struc
     dev->max_tx_len = nif.mtu + 18;    /* ... to an MTU frame with a VLAN tag, as tx checks */
     dev->dma.vfio_container_fd = -1;
     memcpy(dev->mac, nif.mac, 6);
-    dev->promisc = read_promisc(ifname);
+    x->promisc_fd = -1;
     struct aioixy_dev_config pc = *cfg;
     pc.pool_bufs = pool;
     pc.buf_size = bs;

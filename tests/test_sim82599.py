@@ -442,3 +442,28 @@ async def test_peer_option_errors():
         await aioixy.open(f"sim-82599:{_card()}:0", options="peer=nosuchdev")
     with pytest.raises(aioixy.InvalidOption, match="needs wire=cable"):
         await aioixy.open(f"sim-82599:{_card()}:0", options="wire=loop,peer=null")
+
+
+def test_model_answers_the_82598_register_aliases():
+    # Linux and ixy program SRRCTL, DCA_RXCTRL and RAL/RAH of the first 16 queues/addresses at
+    # their 82598 addresses; the 82599 decodes both, and so must the model
+    card = _card()
+    ring = Dma(4096)
+    try:
+        with sim.RegisterAccess(card) as r:
+            _reset(r)
+            r.write(0x2100 + 4 * 3, (1 << 25) | 4)  # SRRCTL(3) at 0x02100 + 4n
+            assert r.read(rdbal(3) + 0x14) == (1 << 25) | 4
+            r.write(rdbal(3) + 0xC, 0)  # DCA_RXCTRL(3) at its 82599 address...
+            assert r.read(0x2200 + 4 * 3) == 0  # ...reads back at 0x02200 + 4n
+            assert r.read(0x5400) == r.read(0xA200) != 0  # RAL(0): the MAC address
+            assert r.read(0x5404) == r.read(0xA204)
+            r.write(rdbal(3), ring.iova & 0xFFFFFFFF)
+            r.write(rdbal(3) + 4, ring.iova >> 32)
+            r.write(rdbal(3) + 8, 4096)
+            r.write(rdbal(3) + 0x28, ENABLE)  # valid: SRRCTL came through the alias
+            time.sleep(0.005)
+            assert r.read(rdbal(3) + 0x28) & ENABLE
+        assert sim.faults(card) == []
+    finally:
+        ring.free()

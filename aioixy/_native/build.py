@@ -1,7 +1,8 @@
 """cffi build script (API mode, out-of-line): compiled when the package is installed.
 
 Every ``*.c`` file under this directory (core/, bus/, drivers/, model/) is part of the extension,
-and every ``*.cdef`` file is part of the declarations Python sees, so each driver keeps its own
+and every ``*.cdef`` file is part of the declarations Python sees (the binding includes every
+header but the private ones, see PRIVATE), so each driver keeps its own
 sources and declarations without touching a shared list. Each layer folder is on the include
 path, so a source names a header by its file name alone.
 """
@@ -23,7 +24,11 @@ if os.environ.get("AIOIXY_SANITIZE"):
 sources = sorted(str(p.relative_to(Path.cwd())) if p.is_relative_to(Path.cwd()) else str(p)
                  for p in HERE.rglob("*.c") if p.name != "_aioixy.c")
 cdef = "\n".join(p.read_text() for p in sorted(HERE.rglob("*.cdef"), key=lambda p: p.name))
-headers = sorted(p.name for p in HERE.rglob("*.h"))
+# the binding's translation unit sees every header except the private ones: register tables and
+# the model's internals are nobody's interface, and the driver's and the model's register tables
+# (drivers/ixgbe_regs.h, model/sim_regs.h) are separate on purpose, so they must not meet
+PRIVATE = ("*_regs.h", "*_internal.h")
+headers = sorted(p.name for p in HERE.rglob("*.h") if not any(p.match(g) for g in PRIVATE))
 include_dirs = sorted({str(p.parent) for p in HERE.rglob("*.h")})
 
 ffibuilder = FFI()

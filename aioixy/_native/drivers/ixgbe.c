@@ -15,6 +15,7 @@
  * The same code drives a real card (BAR0 mmap'ed from sysfs or VFIO) and the sim-82599 model.
  */
 #include "ixgbe.h"
+#include "ixgbe_regs.h"
 #include "pci_claim.h"
 
 #include <errno.h>

@@ -14,7 +14,8 @@
 #define AIOIXY_IXGBE_H
 
 #include "device.h"
-#include "ixgbe_regs.h"
+/* No register facts here: the model, which includes this header for the hooks, keeps its own
+ * register table (model/sim_regs.h), so a wrong offset in ixgbe_regs.h cannot hide from it. */
 
 struct ixgbe_mmio {
     volatile uint8_t *base; /* mapped BAR0, used when read32 is NULL */
@@ -42,6 +43,7 @@ static inline void ixgbe_wr(const struct ixgbe_mmio *m, uint32_t reg, uint32_t v
 /* What the caller of ixgbe_attach owns and wants back at close. */
 struct ixgbe_backing {
     struct ixgbe_mmio mmio;
+    uint16_t device_id;         /* PCI device id: says what the board has behind the MAC */
     struct aioixy_dma_ctx dma;
     void (*release)(void *arg); /* unmap the BAR / close VFIO fds / detach from the model */
     void *arg;

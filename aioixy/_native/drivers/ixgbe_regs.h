@@ -17,8 +17,8 @@
 /* 8.2.3.1 General control */
 #define IXGBE_CTRL 0x00000
 #define IXGBE_CTRL_GIO_DIS (1u << 2) /* PCIe master disable: no new DMA requests */
-#define IXGBE_CTRL_LRST (1u << 3)   /* link reset */
-#define IXGBE_CTRL_RST (1u << 26)   /* device (software) reset, self-clearing */
+#define IXGBE_CTRL_LRST (1u << 3)   /* link reset: the whole MAC and the link (Linux LNK_RST) */
+#define IXGBE_CTRL_RST (1u << 26)   /* device (software) reset, self-clearing; keeps the link */
 #define IXGBE_CTRL_RST_MASK (IXGBE_CTRL_LRST | IXGBE_CTRL_RST)
 #define IXGBE_STATUS 0x00008
 #define IXGBE_STATUS_GIO (1u << 19) /* PCIe master enable status: DMA requests may be pending */
@@ -29,6 +29,7 @@
 #define IXGBE_EICR 0x00800
 #define IXGBE_EIMC 0x00888
 #define IXGBE_EIMC_ALL 0x7fffffffu
+#define IXGBE_GIO_DISABLE_MS 80u     /* how long STATUS.GIO may take to clear (800 x 100 us) */
 
 /* 8.2.3.2 EEPROM/Flash control */
 #define IXGBE_EEC 0x10010
@@ -52,14 +53,20 @@
 #define IXGBE_DCA_RXCTRL_RSVD12 (1u << 12)     /* reserved, resets to 1, must be written 0 */
 #define IXGBE_DCA_RXCTRL_DATA_WRO_EN (1u << 13) /* relaxed ordering of data writes */
 #define IXGBE_DCA_RXCTRL_HEAD_WRO_EN (1u << 15) /* relaxed ordering of header writes */
-#define IXGBE_SRRCTL_BSIZEPKT_MASK 0x1fu       /* rx buffer size, 1 KiB units */
+/* BSIZEPACKET is bits 4:0, 1..16 KiB (bits 7:5 are reserved; Linux's mask 0x7F spans them) */
+#define IXGBE_SRRCTL_BSIZEPKT_MASK 0x1fu
+#define IXGBE_SRRCTL_BSIZEPKT_MAX 16u
 #define IXGBE_SRRCTL_DESCTYPE_MASK (7u << 25)
 #define IXGBE_SRRCTL_DESCTYPE_ADV_ONEBUF (1u << 25)
 #define IXGBE_SRRCTL_DROP_EN (1u << 28)
 #define IXGBE_RXDCTL_ENABLE (1u << 25)
+#define IXGBE_RXDCTL_SWFLSH (1u << 26)        /* flush descriptor write-backs still held */
 #define IXGBE_RDRXCTL 0x02F00
 #define IXGBE_RDRXCTL_CRCSTRIP (1u << 1)
 #define IXGBE_RDRXCTL_DMAIDONE (1u << 3)      /* DMA init done */
+#define IXGBE_RDRXCTL_RSCFRSTSIZE (0x1fu << 17) /* RSC first packet size: must be 0 */
+#define IXGBE_RDRXCTL_RSCACKC (1u << 25)      /* 82599: must be set */
+#define IXGBE_RDRXCTL_FCOE_WRFIX (1u << 26)   /* 82599: must be set */
 #define IXGBE_RXCTRL 0x03000
 #define IXGBE_RXCTRL_RXEN (1u << 0)
 #define IXGBE_SECRXCTRL 0x08D00
@@ -96,13 +103,19 @@
 #define IXGBE_HLREG0 0x04240
 #define IXGBE_HLREG0_TXCRCEN (1u << 0)
 #define IXGBE_HLREG0_RXCRCSTRP (1u << 1)
+#define IXGBE_HLREG0_JUMBOEN (1u << 2)        /* frames up to MAXFRS.MFS, else up to 1518 bytes */
 #define IXGBE_HLREG0_TXPADEN (1u << 10)
+#define IXGBE_MAXFRS 0x04268
+#define IXGBE_MAXFRS_MFS_SHIFT 16             /* bits 31:16: largest frame in bytes, CRC included */
+#define IXGBE_MAXFRS_MFS_MASK 0xffff0000u
+#define IXGBE_FRAME_MAX_STD 1518u             /* the limit while HLREG0.JUMBOEN is clear */
 #define IXGBE_AUTOC 0x042A0
 #define IXGBE_AUTOC_10G_PMA_PMD_MASK (3u << 7)
 #define IXGBE_AUTOC_10G_XAUI (0u << 7)        /* parallel: XAUI; serial: see AUTOC2 */
 #define IXGBE_AUTOC_10G_KX4 (1u << 7)
 #define IXGBE_AUTOC_10G_CX4 (2u << 7)
 #define IXGBE_AUTOC_AN_RESTART (1u << 12)     /* self-clearing */
+#define IXGBE_AUTOC_LMS_SHIFT 13
 #define IXGBE_AUTOC_LMS_MASK (7u << 13)
 #define IXGBE_AUTOC_LMS_10G_PARALLEL (1u << 13) /* 10G, no AN: XAUI / KX4 / CX4 */
 #define IXGBE_AUTOC_LMS_10G_SERIAL (3u << 13)   /* 10G serial, no AN: SFI / KR */
@@ -112,6 +125,8 @@
 #define IXGBE_AUTOC2_10G_KR (0u << 16)
 #define IXGBE_AUTOC2_10G_SFI (2u << 16)
 #define IXGBE_AUTOC2_LINK_DISABLE_MASK 0x70000000u /* bits 30:28: link held down */
+#define IXGBE_ANLP1 0x042B0
+#define IXGBE_ANLP1_AN_STATE_MASK (0xfu << 16) /* link setup state machine, 0 = idle */
 #define IXGBE_LINKS 0x042A4
 #define IXGBE_LINKS_UP (1u << 30)
 #define IXGBE_LINKS_SPEED_MASK (3u << 28)
@@ -120,6 +135,7 @@
 #define IXGBE_LINKS_SPEED_100M (1u << 28)
 
 /* 8.2.3.23 Statistics (all clear on read) */
+#define IXGBE_ROC 0x040AC                     /* frames over the size limit, dropped */
 #define IXGBE_GPRC 0x04074
 #define IXGBE_GPTC 0x04080
 #define IXGBE_GORCL 0x04088
@@ -172,16 +188,15 @@ union ixgbe_adv_rx_desc {
 #define IXGBE_RXD_STAT_EOP (1u << 1)
 #define IXGBE_RXD_STAT_L4CS (1u << 5)         /* L4 (TCP/UDP) checksum checked */
 #define IXGBE_RXD_STAT_IPCS (1u << 6)         /* IPv4 header checksum checked */
-#define IXGBE_RXD_ERR_CE (1u << 24)           /* CRC or symbol error */
-#define IXGBE_RXD_ERR_LE (1u << 25)           /* length error */
-#define IXGBE_RXD_ERR_PE (1u << 27)           /* packet error */
-#define IXGBE_RXD_ERR_OSE (1u << 28)          /* oversize */
-#define IXGBE_RXD_ERR_USE (1u << 29)          /* undersize */
+/* extended errors, bits 31:20 of the 82599 layout (bits 24-29 are CE/LE/PE/OSE/USE only on
+ * the 82598) */
+#define IXGBE_RXD_ERR_SECERR_MASK (3u << 27)  /* IPsec/MACsec error: only with security offload */
+#define IXGBE_RXD_ERR_RXE (1u << 29)          /* any MAC error (CRC, length, symbol...) */
 #define IXGBE_RXD_ERR_L4E (1u << 30)          /* L4 checksum error (also UDP checksum 0: erratum) */
 #define IXGBE_RXD_ERR_IPE (1u << 31)          /* IPv4 header checksum error */
-/* the frame errors that make a frame unusable; IPE/L4E are only checksum status */
-#define IXGBE_RXD_ERR_FRAME (IXGBE_RXD_ERR_CE | IXGBE_RXD_ERR_LE | IXGBE_RXD_ERR_PE | \
-                             IXGBE_RXD_ERR_OSE | IXGBE_RXD_ERR_USE)
+/* the errors that make a frame unusable; IPE/L4E are only checksum status, and SECERR is never
+ * set: the driver enables no security offload */
+#define IXGBE_RXD_ERR_FRAME IXGBE_RXD_ERR_RXE
 /* packet type (pkt_info bits 16:4, 7.1.6.2) */
 #define IXGBE_PKTTYPE_IPV4 (1u << 4)
 #define IXGBE_PKTTYPE_IPV6 (1u << 6)
@@ -223,6 +238,7 @@ union ixgbe_adv_tx_desc {
  * with the 64-byte pkt_buf header that is a 4 KiB buffer */
 #define IXGBE_MIN_BUF_SIZE 4096u
 #define IXGBE_TX_MAX_LEN 15872u                /* 15.5 KiB: the largest frame without TSO */
+#define IXGBE_RX_MAX_FRAME 15872u              /* MAXFRS: the largest frame the MAC accepts */
 
 _Static_assert(sizeof(union ixgbe_adv_rx_desc) == 16, "rx descriptor is 16 bytes");
 _Static_assert(sizeof(union ixgbe_adv_tx_desc) == 16, "tx descriptor is 16 bytes");

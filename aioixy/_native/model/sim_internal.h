@@ -11,7 +11,7 @@
 #ifndef AIOIXY_SIM_INTERNAL_H
 #define AIOIXY_SIM_INTERNAL_H
 
-#include "ixgbe_regs.h"
+#include "sim_regs.h"
 #include "device.h"
 
 #include <pthread.h>

@@ -161,6 +161,20 @@ static uint32_t take32(uint64_t *c)
     return v > 0xffffffffu ? 0xffffffffu : (uint32_t)v;
 }
 
+/* The 82598-compatible addresses the 82599 still decodes for its first 16 queues and receive
+ * addresses (Linux and ixy program SRRCTL, DCA_RXCTRL and RAL/RAH there): one register, two
+ * addresses, so the model stores it once, under the 82599 address. */
+static uint32_t canonical_reg(uint32_t reg)
+{
+    if (reg >= IXGBE_SRRCTL_82598(0) && reg < IXGBE_SRRCTL_82598(SIM_QUEUES))
+        return IXGBE_SRRCTL((reg - IXGBE_SRRCTL_82598(0)) / 4u);
+    if (reg >= IXGBE_DCA_RXCTRL_82598(0) && reg < IXGBE_DCA_RXCTRL_82598(SIM_QUEUES))
+        return IXGBE_DCA_RXCTRL((reg - IXGBE_DCA_RXCTRL_82598(0)) / 4u);
+    if (reg >= IXGBE_RAL_82598(0) && reg < IXGBE_RAL_82598(16))
+        return IXGBE_RAL(0) + (reg - IXGBE_RAL_82598(0));
+    return reg;
+}
+
 uint32_t aioixy_sim_mmio_read(struct sim_port *p, uint32_t reg)
 {
     struct sim_card *c = p->card;
@@ -171,6 +185,7 @@ uint32_t aioixy_sim_mmio_read(struct sim_port *p, uint32_t reg)
         sim_fault(p, "read of register 0x%05x: outside BAR0 or not 4-byte aligned", reg);
         goto out;
     }
+    reg = canonical_reg(reg);
     if (sim_in_reset(p, now)) {
         sim_fault(p, "register 0x%05x read %.0f us after CTRL.RST; the datasheet asks for at least "
               "1 ms before any access", reg, (double)(now - (p->reset_until - SIM_RESET_NS)) / 1e3);
@@ -387,6 +402,7 @@ void aioixy_sim_mmio_write(struct sim_port *p, uint32_t reg, uint32_t val)
         sim_fault(p, "write of register 0x%05x: outside BAR0 or not 4-byte aligned", reg);
         goto out;
     }
+    reg = canonical_reg(reg);
     if (sim_in_reset(p, now)) {
         sim_fault(p, "register 0x%05x written %.0f us after CTRL.RST; the datasheet asks for at least "
               "1 ms before any access", reg, (double)(now - (p->reset_until - SIM_RESET_NS)) / 1e3);

@@ -146,8 +146,12 @@ class Port:
         raise PortClosed(f"port {self.name} is closed")
 
     def _after_fork_in_child(self) -> None:
-        # no native call and no loop call: the eventfds and the epoll set are shared with the
-        # parent, whose port is still running
+        # no loop call: the eventfds and the epoll set are shared with the parent, whose port is
+        # still running. One native call: the child closes its copies of the device's kernel
+        # sockets (packet:, xdp:), or they would outlive the parent's close (reopen: DeviceBusy
+        # until the child exits); it frees nothing and takes no lock.
+        if self._p is not None:
+            lib.aioixy_port_forget_after_fork(self._p)
         self._forked = True
         self._closed = True
         self._p = None

@@ -33,6 +33,31 @@ struct aioixy_xdp_prog {
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct aioixy_xdp_prog *registry;
 
+/* fork(): a child would keep copies of every map, program and link fd, and with them the
+ * attachment and the sockets in the map, after the parent closed its ports (the parent's
+ * reopen: busy until the child exits). The child closes its copies and forgets the registry
+ * (the entries' memory is the child's copy, leaked on purpose: nothing is freed in a child).
+ * The lock is held across fork so the child never sees a half-updated list. */
+static void fork_prepare(void) { pthread_mutex_lock(&registry_lock); }
+static void fork_parent(void) { pthread_mutex_unlock(&registry_lock); }
+static void fork_child(void)
+{
+    for (struct aioixy_xdp_prog *p = registry; p; p = p->next) {
+        int fds[3] = {p->link_fd, p->prog_fd, p->map_fd};
+        for (int i = 0; i < 3; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+        p->link_fd = p->prog_fd = p->map_fd = -1;
+    }
+    registry = NULL;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+__attribute__((constructor)) static void register_fork_handlers(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
 static long sys_bpf(int cmd, union bpf_attr *attr)
 {
     return syscall(__NR_bpf, cmd, attr, sizeof(*attr));

@@ -100,6 +100,12 @@ struct aioixy_dev_ops {
      * syscall the kernel asked for). While the poller sleeps, Python enqueuing tx wakes it
      * through the queue's kick eventfd (port.c), and so does close. */
     int (*poll_fd)(struct aioixy_dev *dev, uint16_t q, short *events);
+    /* Optional. Called in a forked child (which has none of the pollers) for a device its
+     * parent has open: close the child's copies of the device's kernel objects (sockets, their
+     * mappings), which would otherwise keep them alive after the parent closed the port (a
+     * reopen in the parent: busy until the child exits). Only close()/munmap(): no lock, no
+     * free, no state the parent shares (pools, rings in shared memory). */
+    void (*forget_after_fork)(struct aioixy_dev *dev);
     /* Stop the device, return every buffer it holds to its pool, release its pools
      * (aioixy_dev_release_pools) and free dev itself. */
     void (*close)(struct aioixy_dev *dev);

@@ -441,6 +441,13 @@ void aioixy_port_close(struct aioixy_port *port)
     destroy_port(port);
 }
 
+void aioixy_port_forget_after_fork(struct aioixy_port *port)
+{
+    /* the child's copy of the port: its pollers do not exist here, nothing is joined or freed */
+    if (port && port->dev && port->dev->ops->forget_after_fork)
+        port->dev->ops->forget_after_fork(port->dev);
+}
+
 uint16_t aioixy_port_num_queues(const struct aioixy_port *port) { return port->nq; }
 
 void aioixy_port_info(struct aioixy_port *port, struct aioixy_port_info *out)

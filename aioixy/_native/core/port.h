@@ -75,6 +75,10 @@ int aioixy_port_open(const char *device, const struct aioixy_port_config *cfg, s
  * and free the port. Buffers still held by Python stay valid (their pool outlives the port
  * until they are freed). */
 void aioixy_port_close(struct aioixy_port *port);
+/* In a forked child, for each port the parent had open: close the child's copies of the
+ * device's kernel objects so they die with the parent's close, not with the child. The port
+ * itself is left alone (never close it in the child). */
+void aioixy_port_forget_after_fork(struct aioixy_port *port);
 
 uint16_t aioixy_port_num_queues(const struct aioixy_port *port); /* max(rx, tx) */
 

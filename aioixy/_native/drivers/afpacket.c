@@ -408,6 +408,15 @@ static void pkt_close(struct aioixy_dev *dev)
     free(pd);
 }
 
+/* A forked child's copies of the sockets and ring mappings (each mapping holds its socket
+ * too): gone, so the parent's close really closes them. */
+static void pkt_forget_after_fork(struct aioixy_dev *dev)
+{
+    struct pkt_dev *pd = (struct pkt_dev *)dev;
+    for (uint16_t i = 0; i < AIOIXY_MAX_QUEUES; i++)
+        close_queue(&pd->q[i]);
+}
+
 static const struct aioixy_dev_ops pkt_ops = {
     .driver = "packet",
     .rx_batch = pkt_rx,
@@ -416,6 +425,7 @@ static const struct aioixy_dev_ops pkt_ops = {
     .link_status = pkt_link,
     .set_promisc = pkt_promisc,
     .poll_fd = pkt_poll_fd,
+    .forget_after_fork = pkt_forget_after_fork,
     .close = pkt_close,
 };
 

@@ -458,6 +458,29 @@ static void xdp_close(struct aioixy_dev *dev)
     free(x);
 }
 
+/* A forked child's copies of the AF_XDP sockets, their ring mappings and the promiscuous
+ * socket. The program, map and link fds are closed by bpf.c's own fork handler. The UMEM
+ * (pool memory) and held[] are the parent's business: untouched. */
+static void xdp_forget_after_fork(struct aioixy_dev *dev)
+{
+    struct xdp_dev *x = X(dev);
+    for (int i = 0; i < AIOIXY_MAX_QUEUES; i++) {
+        struct xq *q = x->q[i];
+        if (!q)
+            continue;
+        ring_unmap(&q->rx);
+        ring_unmap(&q->tx);
+        ring_unmap(&q->fill);
+        ring_unmap(&q->comp);
+        if (q->fd >= 0)
+            close(q->fd);
+        q->fd = -1;
+    }
+    if (x->promisc_fd >= 0)
+        close(x->promisc_fd);
+    x->promisc_fd = -1;
+}
+
 static const struct aioixy_dev_ops xdp_ops = {
     .driver = "xdp",
     .rx_batch = xdp_rx_batch,
@@ -466,6 +489,7 @@ static const struct aioixy_dev_ops xdp_ops = {
     .link_status = xdp_link_status,
     .set_promisc = xdp_set_promisc,
     .poll_fd = xdp_poll_fd,
+    .forget_after_fork = xdp_forget_after_fork,
     .close = xdp_close,
 };
 

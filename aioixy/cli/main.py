@@ -89,7 +89,11 @@ def _int_in(lo: int, hi: int):
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{value} is not in {lo}..{hi}")
+            if hi < 2**32:
+                raise argparse.ArgumentTypeError(f"{value} is not in {lo}..{hi}")
+            # a count: its upper bound is only there to keep it in 64 bits, and reads as noise
+            raise argparse.ArgumentTypeError(f"{value}: must be {lo} or more" if value < lo
+                                             else f"{value}: too large (at most 2**63)")
         return value
 
     return parse
@@ -402,8 +406,12 @@ def _print_list(as_json: bool) -> None:
         return
     print(f"{'address':<14} {'id':<10} {'aioixy':<8} {'kernel':<12} {'interface':<10} state")
     for n in nics:
-        state = ("UNSAFE: up with " + ", ".join(n.addresses)) if not n.safe else \
-            ("up, no address" if n.up else "down")
+        if n.safe:
+            state = "up, no address" if n.up else "down"
+        elif n.interface is None:  # held by a network driver: its interface is elsewhere
+            state = "UNSAFE: its interface is in another network namespace"
+        else:
+            state = "UNSAFE: up with " + ", ".join(n.addresses)
         print(f"{n.address:<14} {n.vendor}:{n.device:<5} {n.aioixy_driver or '-':<8} "
               f"{n.kernel_driver or '-':<12} {n.interface or '-':<10} {state}")
     print(f"\n{'interface':<16} {'backends':<12} {'queues':<7} {'mtu':<6} state")

@@ -46,11 +46,24 @@ class NicInfo:
     interface: str | None
     up: bool
     addresses: list[str]
+    #: why opening it would be refused without force=True (None: it would not): up with
+    #: addresses, or held by a network driver whose interface is in another network namespace
+    refusal: str | None = None
 
     @property
     def safe(self) -> bool:
-        """False when taking it could cut this machine off (up with addresses)."""
-        return not (self.up and self.addresses)
+        """False when taking it could cut a machine off: the drivers' own verdict."""
+        return self.refusal is None
+
+
+def _pci_refusal(addr: str) -> str | None:
+    """What the PCI drivers' check (aioixy_pci_check_safe) says about taking `addr`."""
+    info = ffi.new("struct aioixy_pci_info *")
+    if lib.aioixy_pci_info(addr.encode(), info) != 0:
+        return ffi.string(lib.aioixy_last_error()).decode()  # gone since the listing
+    if lib.aioixy_pci_check_safe(info, False) != 0:
+        return ffi.string(lib.aioixy_last_error()).decode()
+    return None
 
 
 def _read(path: str) -> str | None:
@@ -101,7 +114,7 @@ def network_devices(root: str = PCI) -> list[NicInfo]:
         up = bool(flags and int(flags, 16) & 1)
         out.append(NicInfo(addr, vendor[2:], device[2:],
                            DRIVERS.get((int(vendor, 16), int(device, 16))), kdrv, ifname, up,
-                           _addresses(ifname) if ifname else []))
+                           _addresses(ifname) if ifname else [], _pci_refusal(addr)))
     return out
 
 

@@ -106,9 +106,33 @@ int aioixy_pci_info(const char *addr, struct aioixy_pci_info *info)
     return 0;
 }
 
+/* Kernel drivers that take a function without making a network interface of it. */
+static bool makes_no_interface(const char *driver)
+{
+    static const char *const passthrough[] = {"vfio-pci", "uio_pci_generic", "igb_uio",
+                                              "pci-stub"};
+    for (size_t i = 0; i < sizeof(passthrough) / sizeof(passthrough[0]); i++)
+        if (strcmp(driver, passthrough[i]) == 0)
+            return true;
+    return false;
+}
+
 int aioixy_pci_check_safe(const struct aioixy_pci_info *info, bool force)
 {
-    if (!info->ifname[0] || !info->if_up || info->if_addrs == 0 || force)
+    if (force)
+        return 0;
+    /* Bound to a network driver, yet no interface here: sysfs shows a function's interface
+     * only inside the interface's own network namespace, so from a container or `ip netns
+     * exec` the host's NIC looks idle while it carries the host's traffic. */
+    if (!info->ifname[0] && info->driver[0] && !makes_no_interface(info->driver))
+        return aioixy_set_error(AIOIXY_EBUSY,
+                                "%s is bound to the kernel driver %s but has no network "
+                                "interface in this network namespace: its interface is "
+                                "probably in another one, and may carry traffic there, so "
+                                "aioixy will not take it over. Unbind it from %s, or open it "
+                                "with force=True",
+                                info->addr, info->driver, info->driver);
+    if (!info->ifname[0] || !info->if_up || info->if_addrs == 0)
         return 0;
     return aioixy_set_error(AIOIXY_EBUSY,
                             "%s is the kernel interface %s, which is up with %d address(es): it "

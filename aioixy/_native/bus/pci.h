@@ -20,8 +20,9 @@ struct aioixy_pci_info {
 
 /* Fill *info for a PCI address (already canonical). 0 or -AIOIXY_ENODEV. */
 int aioixy_pci_info(const char *addr, struct aioixy_pci_info *info);
-/* Refuse (-AIOIXY_EBUSY with an explanation) if the device's interface is up with addresses,
- * unless force. */
+/* Refuse (-AIOIXY_EBUSY with an explanation), unless force, if the device's interface is up
+ * with addresses, or if a network driver holds it but its interface is not in this network
+ * namespace (then nothing here can tell whether it carries traffic). */
 int aioixy_pci_check_safe(const struct aioixy_pci_info *info, bool force);
 /* Unbind the kernel driver (if any). 0 or -AIOIXY_E*. */
 int aioixy_pci_unbind(const struct aioixy_pci_info *info);

@@ -136,7 +136,8 @@ int aioixy_dev_open(const char *name, const struct aioixy_dev_config *cfg, struc
     if (!parse_pci_addr(name, addr, sizeof(addr)))
         return aioixy_set_error(AIOIXY_ENODEV,
                                 "unknown device '%s': expected 'null', 'pair:NAME:a|b', "
-                                "'sim-82599:...', 'packet:IFACE' or a PCI address like 0000:01:00.0 "
+                                "'sim-82599:...', 'packet:IFACE', 'xdp:IFACE' or a PCI address like "
+                                "0000:01:00.0 "
                                 "(drivers built in: %s)", name, known);
     char path[128];
     unsigned vendor, device, klass = 0;

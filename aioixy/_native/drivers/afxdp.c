@@ -719,9 +719,19 @@ static int xdp_open(const char *name, const struct aioixy_dev_config *cfg, struc
         goto fail;
     *out = dev;
     return 0;
-fail:
+fail: {
+    /* the BPF and socket layers' messages do not know the device: name it, as the checks
+     * above do (closing must not clobber the message either) */
+    char msg[400];
+    snprintf(msg, sizeof(msg), "%s", aioixy_last_error());
+    int code = aioixy_last_errcode();
     xdp_close(dev);
+    if (strncmp(msg, "xdp:", 4) == 0)
+        aioixy_set_error(code, "%s", msg);
+    else
+        aioixy_set_error(code, "xdp:%s: %s", ifname, msg);
     return rc;
+}
 }
 
 static const char *const xdp_options[] = {"queue", "xdp_mode", "attach", "zero_copy", NULL};

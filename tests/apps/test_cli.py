@@ -390,7 +390,7 @@ EXIT_CASES = [
                                                "of at most 1984 bytes"),
     (["pktgen", "null", "--duration", "-1"], 2, "--duration: -1: must be a positive number"),
     (["pktgen", "null", "--duration", "nan"], 2, "must be a positive number of seconds"),
-    (["pktgen", "null", "--count", "-5"], 2, "argument --count: -5 is not in"),
+    (["pktgen", "null", "--count", "-5"], 2, "argument --count: -5: must be 0 or more"),
     (["pktgen", "null", "--batch-size", "0"], 2, "argument --batch-size: 0 is not in 1..512"),
     # issue 16: 1e308 was accepted, then the job died of an OverflowError (exit 4)
     (["pktgen", "null", "--rate", "1e308", "--count", "10"], 2,

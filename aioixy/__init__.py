@@ -6,6 +6,7 @@
 """
 
 from aioixy.core.config import IdlePolicy, PortConfig, path_pool_size
+from aioixy.core.generator import FrameSpec, Generator
 from aioixy.core.packet import Packet, PacketBatch, merge
 from aioixy.core.port import Port, RxStream, native_pools_alive, open
 from aioixy.core.stats import DeviceStats, LinkStatus, PortStats, QueueStats
@@ -35,7 +36,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AioixyError", "BatchBusy", "DeviceBusy", "DeviceError", "DeviceIOError", "DeviceNotFound",
-    "DeviceStats", "DeviceTimeout", "Filter", "IdlePolicy", "InvalidOption", "LinkStatus",
+    "DeviceStats", "DeviceTimeout", "Filter", "FrameSpec", "Generator", "IdlePolicy",
+    "InvalidOption", "LinkStatus",
     "NoHugepages", "NotPermitted", "OutOfMemory", "Packet", "PacketBatch", "PacketRejected",
     "PacketReleased", "PoolExhausted", "PoolSizeWarning", "Port", "PortClosed", "PortConfig",
     "PortForked", "PortStats", "QueueStats", "RxStream", "WrongThread", "merge",

@@ -120,6 +120,65 @@ def _rate(text: str) -> float:
     return rate
 
 
+def _size(text: str) -> tuple[int, int]:
+    from aioixy.core.generator import parse_size
+
+    try:
+        lo, hi = parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    for v in (lo, hi):
+        if not lib.AIOIXY_FRAME_MIN <= v <= MAX_FRAME:
+            raise argparse.ArgumentTypeError(f"{v} is not in {lib.AIOIXY_FRAME_MIN}..{MAX_FRAME}")
+    if lo > hi:
+        raise argparse.ArgumentTypeError(f"{text}: the range's low end is above its high end")
+    return lo, hi
+
+
+def _parsed(parse: Callable[[str, str], Any], what: str) -> Callable[[str], str]:
+    """An argparse type that checks a value with `parse` and keeps the text."""
+    def check(text: str) -> str:
+        try:
+            parse(text, what)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    return check
+
+
+def _add_frame_options(p: argparse.ArgumentParser) -> None:
+    """What pktgen's frames carry (aioixy.FrameSpec): addresses, ports and flows."""
+    from aioixy.core import frames
+    from aioixy.core.generator import VARY, parse_ipv4, parse_mac
+
+    g = p.add_argument_group("frame (Ethernet/IPv4/UDP, correct checksums)")
+    g.add_argument("--dst-mac", type=_parsed(parse_mac, "--dst-mac"), default="ff:ff:ff:ff:ff:ff",
+                   help="destination MAC (default: broadcast)")
+    g.add_argument("--src-mac", type=_parsed(parse_mac, "--src-mac"),
+                   help="source MAC (default: the port's)")
+    g.add_argument("--src-ip", type=_parsed(parse_ipv4, "--src-ip"), default="198.18.0.1")
+    g.add_argument("--dst-ip", type=_parsed(parse_ipv4, "--dst-ip"), default="198.18.0.2")
+    g.add_argument("--sport", type=_int_in(0, 65535), default=frames.FLOW_PORT_BASE,
+                   help=f"UDP source port (default {frames.FLOW_PORT_BASE})")
+    g.add_argument("--dport", type=_int_in(0, 65535), default=frames.DST_PORT,
+                   help=f"UDP destination port (default {frames.DST_PORT})")
+    g.add_argument("--flows", type=_int_in(1, 1 << 24), default=1,
+                   help="spread frames round robin over this many flows (see --vary)")
+    g.add_argument("--vary", choices=list(VARY), default="sport",
+                   help="what differs between flows: flow f adds f to it (default: sport)")
+    g.add_argument("--timestamp", action="store_true",
+                   help="a u64 send time (ns since the epoch) after the sequence number")
+
+
+def _frame_spec(a: argparse.Namespace):
+    import aioixy
+
+    return aioixy.FrameSpec(dst_mac=a.dst_mac, src_mac=a.src_mac, src_ip=a.src_ip,
+                            dst_ip=a.dst_ip, sport=a.sport, dport=a.dport,
+                            size=a.size, flows=a.flows, vary=a.vary, timestamp=a.timestamp)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aioixy", description=__doc__.split("\n")[0],
                                      epilog=EPILOG,
@@ -131,11 +190,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pktgen", help="send numbered packets, optionally at a fixed rate")
     p.add_argument("device")
     p.add_argument("--rate", type=_rate, help="packets per second (default: as fast as possible)")
-    p.add_argument("--size", type=_int_in(lib.AIOIXY_FRAME_MIN, MAX_FRAME),
-                   default=lib.AIOIXY_FRAME_MIN,
+    p.add_argument("--size", type=_size, default=(lib.AIOIXY_FRAME_MIN,) * 2, metavar="B|LO-HI",
                    help="frame size in bytes without FCS (default 60, the Ethernet minimum; at "
-                        "most what the port's buffers hold)")
+                        "most what the port's buffers hold), or a range: each frame's size drawn "
+                        "uniformly from LO..HI")
     p.add_argument("--count", type=_int_in(0, 2**63), help="stop after this many packets")
+    _add_frame_options(p)
     _add_common(p)
     p = sub.add_parser("fwd", help="forward between two devices, both directions")
     p.add_argument("device_a")
@@ -185,20 +245,23 @@ class _Setup:
 
 
 async def _pktgen(s: _Setup) -> None:
+    import aioixy
     from aioixy import jobs
+    from aioixy.jobs.pktgen import burst_for
 
     a = s.args
     p = await s.port(a.device, rx=False)
-    if a.size > p.info.data_room:  # the driver's buffers, which may be larger than asked
-        raise UsageError(f"--size {a.size}: a {p.info.buf_size}-byte buffer holds frames of at "
-                         f"most {p.info.data_room} bytes")
-    lim = jobs.RateLimiter(a.rate, a.batch_size)
-    s.start(jobs.pktgen(p, s.job, a.size, a.count, lim, a.batch_size), f"pktgen on {p.name}")
+    if a.size[1] > p.info.data_room:  # the driver's buffers, which may be larger than asked
+        raise UsageError(f"--size {a.size[1]}: a {p.info.buf_size}-byte buffer holds frames of "
+                         f"at most {p.info.data_room} bytes")
+    gen = aioixy.Generator(p, _frame_spec(a))
+    lim = jobs.RateLimiter(a.rate, burst_for(p))
+    s.start(jobs.pktgen(p, s.job, count=a.count, limiter=lim, gen=gen), f"pktgen on {p.name}")
 
     def expose(control: ControlPlane) -> None:
         from aioixy.control import PktgenControl
 
-        control.pktgen = PktgenControl(lim, s.job, p.name, a.size)
+        control.pktgen = PktgenControl(lim, s.job, p.name, gen)
 
     s.on_control = expose
 

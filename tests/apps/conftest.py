@@ -40,7 +40,8 @@ async def plane(no_leaks) -> AsyncIterator[Plane]:
         control.add_port(a)
         control.add_port(b)
         control.firewall = RuleSet()
-        control.pktgen = PktgenControl(RateLimiter(1000, 32), Job("pktgen"), a.name)
+        control.pktgen = PktgenControl(RateLimiter(1000, 32), Job("pktgen"), a.name,
+                                       aioixy.Generator(a))
         app = make_app(control)
         token = token_of(app)
         async with TestClient(TestServer(app),

@@ -27,6 +27,17 @@ def test_pktgen_null_count_json():
     assert s["pools_whole"] is True
 
 
+def test_pktgen_size_range_and_addressing_flags():
+    r = run(["-m", "aioixy", "pktgen", "null", "--count", "5000", "--size", "60-1000",
+             "--dst-mac", "02:00:00:00:00:09", "--dst-ip", "10.9.9.9", "--dport", "53",
+             "--flows", "16", "--vary", "dst-ip", "--json"])
+    assert r.returncode == 0, r.stderr
+    s = last_json(r.stdout)
+    assert s["packets"] == 5000 and s["ports"]["null"]["tx_packets"] == 5000
+    # uniform over 60..1000: the mean is ~530 bytes, far from either end
+    assert 400 * 5000 < s["bytes"] < 660 * 5000, s["bytes"]
+
+
 def test_fwd_null_into_pair_json():
     # also the regression test for a rx waiter spinning without yielding while a tx waiter on
     # the same queue could proceed (this hung; in a subprocess, so a hang is a timeout)
@@ -397,6 +408,14 @@ EXIT_CASES = [
      "rate 1e+308: at most 1e+09 packets per second"),
     (["replay", "{short}", "null", "--rate", "2e9"], 2, "at most 1e+09"),
     (["pktgen", "null", "--rate", "inf", "--count", "10"], 2, "must be a positive number"),
+    (["pktgen", "null", "--size", "100-90"], 2, "100-90: the range's low end is above"),
+    (["pktgen", "null", "--size", "60-70000"], 2, "argument --size: 70000 is not in 60..65472"),
+    (["pktgen", "null", "--size", "60-3000"], 2, "--size 3000: a 2048-byte buffer holds"),
+    (["pktgen", "null", "--dst-mac", "ff:ff:ff"], 2, "--dst-mac 'ff:ff:ff': expected six hex"),
+    (["pktgen", "null", "--src-ip", "10.0.0"], 2, "--src-ip '10.0.0': not an IPv4 address"),
+    (["pktgen", "null", "--dport", "65536"], 2, "argument --dport: 65536 is not in 0..65535"),
+    (["pktgen", "null", "--flows", "0"], 2, "argument --flows: 0 is not in 1..16777216"),
+    (["pktgen", "null", "--vary", "ttl"], 2, "argument --vary: invalid choice: 'ttl'"),
     (["replay", "{garbage}", "null"], 2, "garbage.pcap: not a pcap file (magic 74686973"),
     (["replay", "{short}", "null"], 2, "short.pcap: file too short for a pcap header"),
     (["replay", "{pcapng}", "null"], 2, "pcapng is not supported"),

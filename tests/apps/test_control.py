@@ -86,7 +86,7 @@ async def test_pktgen_rate_is_retuned_paused_and_resumed_over_http(plane):
     a = plane.a
     b = plane.b
     pg = control.pktgen
-    gen = asyncio.create_task(jobs.pktgen(a, pg.job, limiter=pg.limiter, batch=16))
+    gen = asyncio.create_task(jobs.pktgen(a, pg.job, limiter=pg.limiter, gen=pg.gen))
     stop = asyncio.Event()
 
     async def drain() -> None:
@@ -111,7 +111,7 @@ async def test_pktgen_rate_is_retuned_paused_and_resumed_over_http(plane):
         r = await client.put("/api/pktgen", json={"running": True, "rate": None})
         assert (await r.json()) | {"packets": 0, "bytes": 0} == {
             "port": a.name, "running": True, "rate": None, "size": 60, "packets": 0,
-            "bytes": 0, "finished": False}
+            "bytes": 0, "finished": False, "frame": aioixy.FrameSpec().to_json()}
         while pg.job.packets <= paused_at:
             await asyncio.sleep(0.01)
     finally:
@@ -120,6 +120,42 @@ async def test_pktgen_rate_is_retuned_paused_and_resumed_over_http(plane):
         for t in (gen, drainer):
             t.cancel()
         await asyncio.gather(gen, drainer, return_exceptions=True)
+
+
+async def test_pktgen_frames_are_readdressed_over_http(plane):
+    """A PUT of "frame" changes what the running job sends, from the next batch on."""
+    client, a, b, pg = plane.client, plane.a, plane.b, plane.control.pktgen
+    r = await client.put("/api/pktgen", json={"rate": None, "frame": {
+        "dst_ip": "198.18.9.9", "dport": 53, "size": [70, 80], "flows": 3, "vary": "src-ip"}})
+    state = await r.json()
+    assert r.status == 200, state
+    assert state["frame"] | {"src_mac": None} == aioixy.FrameSpec(
+        dst_ip="198.18.9.9", dport=53, size=(70, 80), flows=3, vary="src-ip").to_json()
+    gen = asyncio.create_task(jobs.pktgen(a, pg.job, count=300, limiter=pg.limiter,
+                                          gen=pg.gen))
+    got: list[tuple[int, int, int]] = []
+    try:
+        async for batch in b.rx():
+            with batch:
+                got += zip(batch.field("ip_dst"), batch.field("dport"), batch.field("ip_src"),
+                           strict=True)
+                sizes = list(batch.lengths())
+                assert all(70 <= n <= 80 for n in sizes), sizes
+                assert all(batch.l4_checksum_ok()) and all(batch.ipv4_checksum_ok())
+            if len(got) >= 300:
+                break
+    finally:
+        await gen
+    assert {(int(d), int(p)) for d, p, _ in got} == {(0xC6120909, 53)}
+    assert {int(s) for _, _, s in got} == {0xC6120001, 0xC6120002, 0xC6120003}
+    for bad, says in [({"dst_ip": "300.1.1.1"}, "frame: dst_ip '300.1.1.1'"),
+                      ({"size": 20}, "frame: size 20"),
+                      ({"ttl": 3}, "frame: unknown field 'ttl'"),
+                      ([1], "is not an object")]:
+        r = await client.put("/api/pktgen", json={"rate": 5, "frame": bad})
+        assert r.status == 400 and says in (await r.json())["error"]
+    assert pg.limiter.rate is None  # a refused request changed nothing
+    assert pg.gen.spec.dst_ip == "198.18.9.9"
 
 
 async def test_firewall_rules_crud_and_hit_counts(plane):

@@ -136,14 +136,17 @@ class NetLab:
         return name
 
     def veth(self, ns_a: str | None = None, ns_b: str | None = None, up: bool = True,
-             rx_queues: int = 1) -> Veth:
+             rx_queues: int = 1, default_offloads: bool = False) -> Veth:
+        """A veth pair; ``default_offloads=True`` leaves the kernel's offload settings as a new
+        veth has them (partial checksums, GSO), as on a user's machine."""
         a, b = self._name("a"), self._name("b")
         q = [] if rx_queues == 1 else ["numrxqueues", str(rx_queues), "numtxqueues",
                                        str(rx_queues)]
         ip("link", "add", a, *q, "type", "veth", "peer", "name", b, *q)
         self.links.append(a)
         for end, ns in ((a, ns_a), (b, ns_b)):
-            offloads_off(end)
+            if not default_offloads:
+                offloads_off(end)
             if ns is None:
                 with open(f"/proc/sys/net/ipv6/conf/{end}/disable_ipv6", "w") as f:
                     f.write("1")

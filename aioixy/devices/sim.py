@@ -9,7 +9,10 @@ Card options (``options=`` of the first open of a card): ``wire=cable`` (default
 port 1), ``wire=loop`` (each port receives what it sends), ``wire=gen`` (each port faces a
 traffic generator: ``flows=N``, ``size=BYTES``, ``count=N`` frames, or endless), and
 ``peer=DEVICE`` (port 0 cabled to a software device: ``null`` or a ``pair:NAME:END``). With
-``flow_control=True`` a full receive ring pauses the sender instead of dropping.
+``flow_control=True`` a full receive ring pauses the sender instead of dropping. The board:
+``id=10FB`` (the PCI device id it plays), ``lms=N`` (the link mode its EEPROM loads into
+AUTOC.LMS, 0..7). Slow hardware: ``secrx=MS|never`` (SECRXSTAT.SECRX_RDY that long after
+SECRXCTRL.RX_DIS) and ``gio=MS|never`` (STATUS.GIO clears that long after CTRL.GIO_DIS).
 
 :class:`RegisterAccess` lets a test (or a student) play the driver by hand: the model checks
 those accesses exactly as it checks the real driver's, so it is how the model's mistake

@@ -303,6 +303,8 @@ static void harvest_stats(struct ixgbe_dev *d)
     uint64_t lo = rd(d, IXGBE_GOTCL);
     uint64_t gotc = lo | (uint64_t)(rd(d, IXGBE_GOTCH) & 0xf) << 32;
     t->tx_bytes += gotc >= 4ull * gptc ? gotc - 4ull * gptc : 0;
+    /* frames the MAC dropped for exceeding the size limit (MAXFRS / JUMBOEN): receive errors */
+    t->rx_errors += rd(d, IXGBE_ROC);
     (void)rd(d, IXGBE_GPRC); /* clear-on-read: keep it from saturating, it is not used */
     (void)rd(d, IXGBE_GORCL);
     (void)rd(d, IXGBE_GORCH);
@@ -365,19 +367,19 @@ static bool poll_reg(struct ixgbe_dev *d, uint32_t reg, uint32_t mask, uint32_t 
 }
 
 /* Quiesce all DMA before a reset, the stop sequence of Linux (ixgbe_stop_adapter_generic,
- * ixgbe_disable_pcie_master) and datasheet 5.2.5.3.2: receive off, queued frames given time to
- * leave, every queue disabled, then PCIe master disable (CTRL.GIO_DIS) and wait until no
- * request is pending (STATUS.GIO clear). A reset with DMA in flight can hang the device or
- * let it write into memory we are about to free. Best effort: a stuck queue does not keep us
- * from resetting. Queues beyond ours were never enabled by this driver; a previous kernel
- * driver stopped its own when it was unbound. */
-static void stop_dma(struct ixgbe_dev *d)
+ * ixgbe_disable_pcie_master) and datasheet 5.2.5.3.2: receive off, interrupts masked and the
+ * pending causes read away (EICR is clear-on-read), queued frames given time to leave, every
+ * queue disabled with SWFLSH (descriptor write-backs it still holds are flushed), then PCIe
+ * master disable (CTRL.GIO_DIS) and a wait until no request is pending (STATUS.GIO clear).
+ * A reset with DMA in flight can hang the device or let it write into memory we are about
+ * to free. Best effort: a stuck queue does not keep us from resetting. Returns whether
+ * STATUS.GIO cleared; if it did not, the reset must be done twice. Queues beyond ours were
+ * never enabled by this driver; a previous kernel driver stopped its own when it was unbound. */
+static bool stop_dma(struct ixgbe_dev *d)
 {
     clear_bits(d, IXGBE_RXCTRL, IXGBE_RXCTRL_RXEN);
     wr(d, IXGBE_EIMC, IXGBE_EIMC_ALL);
-    for (uint16_t q = 0; q < AIOIXY_MAX_QUEUES; q++)
-        if (rd(d, IXGBE_RXDCTL(q)) & IXGBE_RXDCTL_ENABLE)
-            clear_bits(d, IXGBE_RXDCTL(q), IXGBE_RXDCTL_ENABLE);
+    (void)rd(d, IXGBE_EICR);
     for (uint16_t q = 0; q < AIOIXY_MAX_QUEUES; q++) {
         if (!(rd(d, IXGBE_TXDCTL(q)) & IXGBE_TXDCTL_ENABLE))
             continue;
@@ -385,20 +387,37 @@ static void stop_dma(struct ixgbe_dev *d)
         wr(d, IXGBE_TXDCTL(q), IXGBE_TXDCTL_SWFLSH); /* disable, flush held write-backs */
     }
     for (uint16_t q = 0; q < AIOIXY_MAX_QUEUES; q++) {
+        uint32_t rxdctl = rd(d, IXGBE_RXDCTL(q));
+        if (rxdctl & IXGBE_RXDCTL_ENABLE)
+            wr(d, IXGBE_RXDCTL(q), (rxdctl & ~IXGBE_RXDCTL_ENABLE) | IXGBE_RXDCTL_SWFLSH);
+    }
+    for (uint16_t q = 0; q < AIOIXY_MAX_QUEUES; q++) {
         (void)poll_reg(d, IXGBE_RXDCTL(q), IXGBE_RXDCTL_ENABLE, 0, 10);
         (void)poll_reg(d, IXGBE_TXDCTL(q), IXGBE_TXDCTL_ENABLE, 0, 10);
     }
     set_bits(d, IXGBE_CTRL, IXGBE_CTRL_GIO_DIS);
-    (void)poll_reg(d, IXGBE_STATUS, IXGBE_STATUS_GIO, 0, 100);
+    return poll_reg(d, IXGBE_STATUS, IXGBE_STATUS_GIO, 0, IXGBE_GIO_DISABLE_MS);
 }
 
-/* Stop all DMA and reset the device, so it can no longer touch memory we free. */
+/* Stop all DMA and reset the device, so it can no longer touch memory we free. The reset is
+ * CTRL.RST while the link is up and CTRL.LNK_RST (which also resets the link) while it is
+ * down: a link reset with the link up may reset the PHY while manageability firmware uses it
+ * (Linux ixgbe_reset_hw_82599). When master disable did not complete, two resets in a row
+ * (datasheet 5.2.5.3.2, 82599 specification update "Master Disable Flow"; Linux's
+ * IXGBE_FLAGS_DOUBLE_RESET_REQUIRED), with a pause between them for pending events. */
 static void device_reset(struct ixgbe_dev *d)
 {
-    stop_dma(d);
-    set_bits(d, IXGBE_CTRL, IXGBE_CTRL_RST_MASK);
-    /* 4.6.3.2: wait at least 1 ms before touching any register again */
-    sleep_ms(10);
+    bool quiet = stop_dma(d);
+    for (int round = quiet ? 1 : 2; round > 0; round--) {
+        uint32_t how = rd(d, IXGBE_LINKS) & IXGBE_LINKS_UP ? IXGBE_CTRL_RST : IXGBE_CTRL_LRST;
+        wr(d, IXGBE_CTRL, rd(d, IXGBE_CTRL) | how);
+        /* 4.6.3.2: wait at least 1 ms before touching any register again */
+        sleep_ms(10);
+        if (round > 1) {
+            (void)poll_reg(d, IXGBE_CTRL, IXGBE_CTRL_RST_MASK, 0, 1000);
+            sleep_ms(50);
+        }
+    }
 }
 
 static void free_queues(struct ixgbe_dev *d)
@@ -459,17 +478,48 @@ static int reset_and_wait(struct ixgbe_dev *d)
                     "DMA initialization");
 }
 
-/* Link: keep the link mode the EEPROM loaded into AUTOC (LMS and the PMA/PMD fields depend on
- * the board: SFI for SFP+, KX4/KR auto-negotiation for backplane, parallel XAUI/CX4, XAUI to
- * an external 10GBASE-T PHY) - forcing 10G serial would leave all but the SFP+ boards without
- * link. Clear the AUTOC2 link-disable bits (Linux ixgbe_setup_mac_link_82599 and
- * prot_autoc_write keep them clear), then restart auto-negotiation / link setup (4.6.4). */
-static void setup_link(struct ixgbe_dev *d)
+/* The SFP+ boards (their 10 Gb/s link is SFI: 10G serial). */
+static bool is_sfp_board(uint16_t device_id)
+{
+    switch (device_id) {
+    case 0x10FB: case 0x1507: case 0x154D: case 0x1557: case 0x154A: case 0x1558:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Restart the link pipeline the way Linux does it (ixgbe_reset_pipeline_82599): clear the
+ * AUTOC2 link-disable bits, write AUTOC with LMS bit 2 toggled and AN_RESTART, wait (up to
+ * 10 x 4 ms) for the link state machine to leave state 0 (ANLP1.AN_STATE), then write AUTOC
+ * with the real link mode and AN_RESTART. The toggle makes the change of mode a full reset
+ * of the link pipeline even when the value written equals the old one. */
+static void reset_link_pipeline(struct ixgbe_dev *d, uint32_t autoc)
 {
     uint32_t autoc2 = rd(d, IXGBE_AUTOC2);
     if (autoc2 & IXGBE_AUTOC2_LINK_DISABLE_MASK)
         wr(d, IXGBE_AUTOC2, autoc2 & ~IXGBE_AUTOC2_LINK_DISABLE_MASK);
-    wr(d, IXGBE_AUTOC, rd(d, IXGBE_AUTOC) | IXGBE_AUTOC_AN_RESTART);
+    autoc |= IXGBE_AUTOC_AN_RESTART;
+    wr(d, IXGBE_AUTOC, autoc ^ (4u << IXGBE_AUTOC_LMS_SHIFT));
+    for (int i = 0; i < 10; i++) {
+        sleep_ms(4);
+        if (rd(d, IXGBE_ANLP1) & IXGBE_ANLP1_AN_STATE_MASK)
+            break;
+    }
+    wr(d, IXGBE_AUTOC, autoc);
+}
+
+/* Link (4.6.4). An SFP+ board runs its 10 Gb/s link in 10G serial mode (SFI), whatever link
+ * mode its EEPROM loaded into AUTOC.LMS: Linux forces it (ixgbe_setup_sfp_modules_82599 writes
+ * orig_autoc | LMS_10G_SERIAL, ixgbe_setup_mac_link_82599 switches LMS to 10G serial for a
+ * 10G SFI link). Every other board keeps the EEPROM's mode (KX4/KR auto-negotiation on
+ * backplanes, parallel XAUI/CX4): forcing 10G serial there would leave it without link. */
+static void setup_link(struct ixgbe_dev *d)
+{
+    uint32_t autoc = rd(d, IXGBE_AUTOC) & ~IXGBE_AUTOC_AN_RESTART;
+    if (is_sfp_board(d->hw.device_id))
+        autoc = (autoc & ~IXGBE_AUTOC_LMS_MASK) | IXGBE_AUTOC_LMS_10G_SERIAL;
+    reset_link_pipeline(d, autoc);
 }
 
 static int ring_alloc(struct ixgbe_dev *d, uint32_t n, struct aioixy_dma_mem *mem, void **ring,
@@ -508,16 +558,45 @@ static void setup_rss(struct ixgbe_dev *d, uint16_t nq)
 
 /* RXCTRL.RXEN may only be set while the rx security block is stopped: an 82599 erratum can hang
  * the rx DMA when the unit is enabled with frames arriving (Linux ixgbe_enable_rx_dma_82599:
- * SECRXCTRL.RX_DIS, wait for SECRXSTAT.SECRX_RDY, RXEN, clear RX_DIS). */
-static int rx_enable(struct ixgbe_dev *d)
+ * SECRXCTRL.RX_DIS, wait for SECRXSTAT.SECRX_RDY, RXEN, clear RX_DIS). Should SECRX_RDY not come
+ * within the 40 ms Linux and DPDK poll (IXGBE_MAX_SECRX_POLL), receive is enabled anyway, as
+ * they do ("continuing with init"): a port that never receives would be worse than the risk. */
+static void rx_enable(struct ixgbe_dev *d)
 {
     set_bits(d, IXGBE_SECRXCTRL, IXGBE_SECRXCTRL_RX_DIS);
-    int rc = wait_reg(d, IXGBE_SECRXSTAT, IXGBE_SECRXSTAT_SECRX_RDY, IXGBE_SECRXSTAT_SECRX_RDY, 40,
-                      "the rx security block to stop (SECRXSTAT.SECRX_RDY)");
-    if (rc == 0)
-        set_bits(d, IXGBE_RXCTRL, IXGBE_RXCTRL_RXEN);
+    if (!poll_reg(d, IXGBE_SECRXSTAT, IXGBE_SECRXSTAT_SECRX_RDY, IXGBE_SECRXSTAT_SECRX_RDY, 40))
+        fprintf(stderr, "aioixy: ixgbe %s: the rx security block did not report idle "
+                "(SECRXSTAT.SECRX_RDY) within 40 ms; enabling receive anyway, as Linux does\n",
+                d->dev.name);
+    set_bits(d, IXGBE_RXCTRL, IXGBE_RXCTRL_RXEN);
     clear_bits(d, IXGBE_SECRXCTRL, IXGBE_SECRXCTRL_RX_DIS);
-    return rc;
+}
+
+/* RDRXCTL on the 82599 (Linux ixgbe_setup_rdrxctl: "hardware requires some bits to be set by
+ * default"): RSCACKC and FCOE_WRFIX set, RSCFRSTSIZE cleared, and CRC stripping in the DMA as
+ * in HLREG0. */
+static void setup_rdrxctl(struct ixgbe_dev *d)
+{
+    uint32_t v = rd(d, IXGBE_RDRXCTL) & ~IXGBE_RDRXCTL_RSCFRSTSIZE;
+    wr(d, IXGBE_RDRXCTL, v | IXGBE_RDRXCTL_RSCACKC | IXGBE_RDRXCTL_FCOE_WRFIX | IXGBE_RDRXCTL_CRCSTRIP);
+}
+
+/* The largest frame the MAC lets in: what one rx buffer holds (frames are received into one
+ * buffer each), plus the CRC it strips, at most the 82599's 15.5 KiB. Beyond 1518 bytes that
+ * takes HLREG0.JUMBOEN with MAXFRS.MFS (Linux ixgbe_set_rx_buffer_len sets both). A longer
+ * frame is dropped by the MAC and counted in ROC (rx_errors) instead of reaching the host as
+ * a descriptor chain the driver would have to drop. */
+static void setup_max_frame(struct ixgbe_dev *d, uint32_t bsize_kb)
+{
+    uint32_t max = bsize_kb * 1024u + 4u;
+    if (max > IXGBE_RX_MAX_FRAME)
+        max = IXGBE_RX_MAX_FRAME;
+    uint32_t maxfrs = rd(d, IXGBE_MAXFRS) & ~IXGBE_MAXFRS_MFS_MASK;
+    wr(d, IXGBE_MAXFRS, maxfrs | max << IXGBE_MAXFRS_MFS_SHIFT);
+    if (max > IXGBE_FRAME_MAX_STD)
+        set_bits(d, IXGBE_HLREG0, IXGBE_HLREG0_JUMBOEN);
+    else
+        clear_bits(d, IXGBE_HLREG0, IXGBE_HLREG0_JUMBOEN);
 }
 
 static int init_rx(struct ixgbe_dev *d, const struct aioixy_dev_config *cfg)
@@ -532,10 +611,11 @@ static int init_rx(struct ixgbe_dev *d, const struct aioixy_dev_config *cfg)
     for (int i = 1; i < 8; i++)
         wr(d, IXGBE_RXPBSIZE(i), 0);
     set_bits(d, IXGBE_HLREG0, IXGBE_HLREG0_RXCRCSTRP);
-    set_bits(d, IXGBE_RDRXCTL, IXGBE_RDRXCTL_CRCSTRIP);
+    setup_rdrxctl(d);
     set_bits(d, IXGBE_FCTRL, IXGBE_FCTRL_BAM);
     uint32_t room = aioixy_mempool_data_room(d->dev.pools[0]);
-    uint32_t bsize = room / 1024u > 16u ? 16u : room / 1024u;
+    uint32_t bsize = room / 1024u > IXGBE_SRRCTL_BSIZEPKT_MAX ? IXGBE_SRRCTL_BSIZEPKT_MAX : room / 1024u;
+    setup_max_frame(d, bsize);
     for (uint16_t q = 0; q < d->dev.num_rx_queues; q++) {
         struct ixgbe_rxq *rq = &d->rxq[q];
         rq->n = n;
@@ -581,7 +661,8 @@ static int init_rx(struct ixgbe_dev *d, const struct aioixy_dev_config *cfg)
         aioixy_dma_wmb();
         wr(d, IXGBE_RDT(q), n - 1);
     }
-    return rx_enable(d);
+    rx_enable(d);
+    return 0;
 }
 
 static int init_tx(struct ixgbe_dev *d, const struct aioixy_dev_config *cfg)
@@ -724,6 +805,7 @@ static int ixgbe_pci_open(const char *addr, const struct aioixy_dev_config *cfg,
     }
     struct ixgbe_backing back = {
         .mmio = {.base = c->bar},
+        .device_id = c->info.device,
         .dma = c->dma,
         .release = pci_release,
         .arg = c,
@@ -742,10 +824,12 @@ static const struct aioixy_pci_id ixgbe_ids[] = {
     {0x8086, 0x10FC}, /* XAUI */
     {0x8086, 0x1507}, /* SFP+ EM */
     {0x8086, 0x154D}, /* SFP+ SF2 */
-    {0x8086, 0x1557}, /* SFP+ SF QP */
-    {0x8086, 0x154A}, /* 4-port SFP+ */
+    {0x8086, 0x1557}, /* 82599EN SFP+ (single port) */
+    {0x8086, 0x154A}, /* SFP+ SF QP (4-port) */
     {0x8086, 0x1558}, /* QSFP+ SF QP */
-    {0x8086, 0x151C}, /* 10GBASE-T */
+    /* not 0x151C (82599 T3 LOM, 10GBASE-T): its external copper PHY has to be brought up over
+     * MDIO (Linux's ixgbe_phy / TN1010 setup), which this driver does not do; claiming it
+     * would promise a link it cannot bring up (docs/ixgbe.md) */
     {0, 0},
 };
 

@@ -124,7 +124,28 @@ static void *card_thread(void *arg)
 
 /* the card options (the registry checks them for aioixy.open; parse_options again for
  * aioixy_sim_attach's direct callers, sim.RegisterAccess) */
-static const char *const sim_options[] = {"wire", "flows", "size", "count", "peer", "id", NULL};
+static const char *const sim_options[] = {"wire", "flows", "size", "count", "peer", "id", "lms",
+                                          "secrx", "gio", NULL};
+
+/* A delay option in milliseconds, or "never": how long the model makes a driver wait. */
+static int delay_option(const char *options, const char *key, uint64_t dflt_ns, uint64_t *out)
+{
+    char v[AIOIXY_OPT_VALUE_MAX + 1];
+    *out = dflt_ns;
+    if (!aioixy_opt_get(options, key, v, sizeof(v)))
+        return 0;
+    if (strcmp(v, "never") == 0) {
+        *out = SIM_NEVER;
+        return 0;
+    }
+    uint64_t ms;
+    int rc = aioixy_opt_u64(options, key, 0, 60000, &ms, "sim-82599");
+    if (rc < 0)
+        return aioixy_set_error(AIOIXY_EINVAL, "sim-82599: %s=%s: expected milliseconds (0..60000) "
+                                "or never", key, v);
+    *out = ms * 1000000ull;
+    return 0;
+}
 
 /* The 82599 device ids (those the driver claims) and what each board has behind the MAC, as
  * Linux's ixgbe_get_media_type_82599 sorts them. */
@@ -135,7 +156,8 @@ static const struct {
     {0x10F7, MEDIUM_KX4},  {0x1514, MEDIUM_KX4},  {0x1517, MEDIUM_KR},   {0x10F8, MEDIUM_BACKPLANE},
     {0x10F9, MEDIUM_CX4},  {0x10FB, MEDIUM_SFP},  {0x10FC, MEDIUM_XAUI}, {0x1507, MEDIUM_SFP},
     {0x154D, MEDIUM_SFP},  {0x1557, MEDIUM_SFP},  {0x154A, MEDIUM_SFP},  {0x1558, MEDIUM_SFP},
-    {0x151C, MEDIUM_BASET},
+    /* no 151C (10GBASE-T): its external PHY needs a bring-up the driver does not do, so the
+     * driver does not claim it (docs/ixgbe.md) and the model does not play it */
 };
 
 bool sim_medium_of(uint16_t dev_id, enum sim_medium *out)
@@ -161,9 +183,19 @@ static int parse_options(struct sim_card *c, const char *options, bool flow_cont
         unsigned long id = strtoul(v, &end, 16);
         if (!*v || *end || id > 0xffff || !sim_medium_of((uint16_t)id, &c->medium))
             return aioixy_set_error(AIOIXY_EINVAL, "sim-82599: id=%s: expected an 82599 device id "
-                                    "(hex, e.g. 10FB SFP+, 10F7 KX4, 10F9 CX4, 151C 10GBASE-T)", v);
+                                    "the driver claims (hex, e.g. 10FB SFP+, 10F7 KX4, 10F9 CX4; "
+                                    "not 151C 10GBASE-T)", v);
         c->dev_id = (uint16_t)id;
     }
+    uint64_t lms;
+    c->eeprom_lms = -1;
+    if ((rc = aioixy_opt_u64(options, "lms", 0, 7, &lms, "sim-82599")) < 0)
+        return rc;
+    if (rc)
+        c->eeprom_lms = (int)lms;
+    if ((rc = delay_option(options, "secrx", SIM_SECRX_NS, &c->secrx_ns)) ||
+        (rc = delay_option(options, "gio", 0, &c->gio_ns)))
+        return rc;
     c->wire = WIRE_CABLE;
     c->gen_flows = 1;
     c->gen_size = AIOIXY_FRAME_MIN;
@@ -453,6 +485,7 @@ static int sim_open(const char *name, const struct aioixy_dev_config *cfg, struc
     pthread_mutex_unlock(&c->lock);
     struct ixgbe_backing back = {
         .mmio = {.read32 = sim_hook_read, .write32 = sim_hook_write, .ctx = p},
+        .device_id = c->dev_id,
         .dma = {.kind = DMA_ANON, .vfio_container_fd = -1},
         .release = sim_release,
         .arg = p,

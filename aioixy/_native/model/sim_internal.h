@@ -25,7 +25,12 @@
 #define SIM_LATCH_NS 100000ull      /* queue enable */
 #define SIM_LINK_NS 5000000ull      /* backplane auto-negotiation (KX4/KX/KR) */
 #define SIM_LINK_NOAN_NS 500000ull  /* link modes without auto-negotiation: PHY lock only */
-#define SIM_SECRX_NS 20000ull       /* SECRXSTAT.SECRX_RDY after SECRXCTRL.RX_DIS */
+#define SIM_SECRX_NS 20000ull       /* SECRXSTAT.SECRX_RDY after SECRXCTRL.RX_DIS (option secrx=) */
+#define SIM_NEVER UINT64_MAX        /* an option's "never" (secrx=never, gio=never) */
+/* RDRXCTL.RSCFRSTSIZE after reset: non-zero, so a driver that does not clear it is seen (the
+ * datasheet's exact reset value is not what matters here; Linux clears the field) */
+#define SIM_RDRXCTL_RSCFRSTSIZE_RESET (0x8u << 17)
+#define SIM_MAXFRS_RESET (1518u << 16) /* MFS: 1518 bytes until the driver sets it */
 #define SIM_ARRIVAL_NS 2000000ull   /* a port is "under traffic" this long after a frame */
 #define SIM_MAX_FAULTS 32
 #define SIM_FRAME_MAX 16384u
@@ -39,6 +44,7 @@ enum sim_rx_result { RX_DONE, RX_DROPPED, RX_STALL };
 
 struct sim_ring {
     bool enabled;
+    bool ran, flushed;  /* enabled since the last reset; disabled with SWFLSH since then */
     uint64_t latch_at; /* enable pending until then (0 = none) */
     uint64_t base;
     uint32_t n;
@@ -52,6 +58,9 @@ struct sim_port {
     bool attached;
     uint64_t reset_until, autoread_at, link_at;
     uint64_t secrx_rdy_at;   /* SECRXCTRL.RX_DIS set: the security block is idle from then on */
+    uint64_t gio_clear_at;   /* CTRL.GIO_DIS set: STATUS.GIO clears then (SIM_NEVER: stuck) */
+    bool double_reset_due;   /* reset while STATUS.GIO was stuck: a second CTRL.RST must follow */
+    uint64_t roc;            /* ROC: frames over the size limit, dropped by the MAC */
     uint64_t last_arrival;   /* when a frame last reached the MAC (link up), for the errata */
     bool rx_hung;            /* RXEN set under traffic without the SECRX sequence (errata) */
     struct sim_ring rx[SIM_QUEUES], tx[SIM_QUEUES];
@@ -78,6 +87,9 @@ struct sim_card {
     int memfd;
     enum sim_wire wire;
     uint16_t dev_id;         /* PCI device id the card plays (option id=), decides the medium */
+    int eeprom_lms;          /* option lms=: the link mode the EEPROM loads (-1: the board's) */
+    uint64_t secrx_ns;       /* option secrx=: SECRX_RDY this long after RX_DIS */
+    uint64_t gio_ns;         /* option gio=: STATUS.GIO clears this long after GIO_DIS */
     enum sim_medium medium;
     bool flow_control;
     uint32_t gen_flows, gen_size;

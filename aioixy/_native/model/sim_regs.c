@@ -78,6 +78,8 @@ void sim_port_defaults(struct sim_port *p)
     p->gorch_latch = p->gotch_latch = 0;
     p->link_at = 0;
     p->secrx_rdy_at = 0;
+    p->gio_clear_at = 0;
+    p->roc = 0;
     p->rx_hung = false;
     /* the MAC address the EEPROM would load */
     sim_reg_set(p, IXGBE_RAL(0), (uint32_t)p->mac[0] | (uint32_t)p->mac[1] << 8 |
@@ -85,10 +87,14 @@ void sim_port_defaults(struct sim_port *p)
     sim_reg_set(p, IXGBE_RAH(0), (uint32_t)p->mac[4] | (uint32_t)p->mac[5] << 8 | IXGBE_RAH_AV);
     uint32_t autoc, autoc2;
     eeprom_link_mode(p->card->medium, &autoc, &autoc2);
+    if (p->card->eeprom_lms >= 0) /* an EEPROM image with another link mode (option lms=) */
+        autoc = (autoc & ~IXGBE_AUTOC_LMS_MASK) | (uint32_t)p->card->eeprom_lms << IXGBE_AUTOC_LMS_SHIFT;
     sim_reg_set(p, IXGBE_AUTOC, autoc);
     sim_reg_set(p, IXGBE_AUTOC2, autoc2);
     /* reset values the checks below depend on */
     sim_reg_set(p, IXGBE_STATUS, IXGBE_STATUS_GIO); /* bus mastering on */
+    sim_reg_set(p, IXGBE_RDRXCTL, SIM_RDRXCTL_RSCFRSTSIZE_RESET);
+    sim_reg_set(p, IXGBE_MAXFRS, SIM_MAXFRS_RESET);
     for (uint32_t q = 0; q < SIM_QUEUES; q++) {
         sim_reg_set(p, IXGBE_SRRCTL(q), 2u); /* BSIZEPKT 2 KiB, legacy descriptors */
         /* bit 12 resets to 1 and must be cleared (ixy, Snabb; datasheet 4.6.7); the relaxed
@@ -117,6 +123,10 @@ void sim_advance(struct sim_port *p, uint64_t now)
         sim_reg_set(p, IXGBE_EEC, sim_reg(p, IXGBE_EEC) | IXGBE_EEC_ARD);
         sim_reg_set(p, IXGBE_RDRXCTL, sim_reg(p, IXGBE_RDRXCTL) | IXGBE_RDRXCTL_DMAIDONE);
     }
+    if (p->gio_clear_at && p->gio_clear_at != SIM_NEVER && now >= p->gio_clear_at) {
+        p->gio_clear_at = 0;
+        sim_reg_set(p, IXGBE_STATUS, sim_reg(p, IXGBE_STATUS) & ~IXGBE_STATUS_GIO);
+    }
     if (p->link_at && now >= p->link_at) {
         p->link_at = 0;
         sim_reg_set(p, IXGBE_LINKS, IXGBE_LINKS_UP | IXGBE_LINKS_SPEED_10G);
@@ -124,11 +134,13 @@ void sim_advance(struct sim_port *p, uint64_t now)
     for (int q = 0; q < SIM_QUEUES; q++) {
         if (p->rx[q].latch_at && now >= p->rx[q].latch_at) {
             p->rx[q].latch_at = 0;
-            p->rx[q].enabled = true;
+            p->rx[q].enabled = p->rx[q].ran = true;
+            p->rx[q].flushed = false;
         }
         if (p->tx[q].latch_at && now >= p->tx[q].latch_at) {
             p->tx[q].latch_at = 0;
-            p->tx[q].enabled = true;
+            p->tx[q].enabled = p->tx[q].ran = true;
+            p->tx[q].flushed = false;
         }
     }
 }
@@ -149,6 +161,7 @@ static bool is_stat(uint32_t reg)
     int q;
     uint32_t w;
     return reg == IXGBE_GPRC || reg == IXGBE_GPTC || reg == IXGBE_GORCL || reg == IXGBE_GORCH ||
+           reg == IXGBE_ROC ||
            reg == IXGBE_GOTCL || reg == IXGBE_GOTCH || (reg >= IXGBE_MPC(0) && reg <= IXGBE_MPC(7)) ||
            (ring_reg(reg, 0x01000, &q, &w) && w >= 0x30 && w <= 0x38) ||
            (ring_reg(reg, IXGBE_QPRDC(0), &q, &w) && w == 0) || (ring_reg(reg, 0x06000, &q, &w) && w == 0x30);
@@ -197,6 +210,7 @@ uint32_t aioixy_sim_mmio_read(struct sim_port *p, uint32_t reg)
     uint32_t w;
     if (is_stat(reg)) {
         if (reg == IXGBE_GPRC) v = take32(&p->gprc);
+        else if (reg == IXGBE_ROC) v = take32(&p->roc);
         else if (reg == IXGBE_GPTC) v = take32(&p->gptc);
         else if (reg == IXGBE_GORCL) {
             uint64_t o = p->gorc;
@@ -277,8 +291,15 @@ static bool ring_valid(struct sim_port *p, bool rx, int q, struct sim_ring *r)
                   "descriptors only", q, (srrctl >> 25) & 7);
             return false;
         }
-        if (!(srrctl & IXGBE_SRRCTL_BSIZEPKT_MASK)) {
-            sim_fault(p, "rx queue %d: SRRCTL.BSIZEPKT is 0", q);
+        uint32_t bsize = srrctl & IXGBE_SRRCTL_BSIZEPKT_MASK;
+        if (!bsize || bsize > IXGBE_SRRCTL_BSIZEPKT_MAX) {
+            sim_fault(p, "rx queue %d: SRRCTL.BSIZEPKT is %u; valid sizes are 1..16 KiB (bits 4:0, "
+                      "datasheet 8.2.3.8.7)", q, bsize);
+            return false;
+        }
+        if (srrctl & (7u << 5)) {
+            sim_fault(p, "rx queue %d: SRRCTL 0x%08x sets reserved bits 7:5 (BSIZEPACKET is bits "
+                      "4:0; a mask of 0x7F reaches into them)", q, srrctl);
             return false;
         }
         uint32_t dca = sim_reg(p, IXGBE_DCA_RXCTRL(q));
@@ -324,20 +345,37 @@ static void write_tail(struct sim_port *p, bool rx, int q, uint32_t reg, uint32_
  * (ixgbe_disable_pcie_master; datasheet 5.2.5.3.2). A reset without that can hang the device. */
 static void check_quiesced(struct sim_port *p)
 {
-    int rxq = -1, txq = -1;
+    if (p->double_reset_due) {
+        /* the second of the two resets master disable asks for when STATUS.GIO stays set:
+         * the first one already stopped everything, bus mastering is back on by design */
+        p->double_reset_due = false;
+        return;
+    }
+    int rxq = -1, txq = -1, unflushed = -1;
     for (int q = 0; q < SIM_QUEUES; q++) {
         if (rxq < 0 && (p->rx[q].enabled || p->rx[q].latch_at))
             rxq = q;
         if (txq < 0 && (p->tx[q].enabled || p->tx[q].latch_at))
             txq = q;
+        if (unflushed < 0 && ((p->rx[q].ran && !p->rx[q].flushed) || (p->tx[q].ran && !p->tx[q].flushed)))
+            unflushed = q;
     }
+    if (unflushed >= 0 && rxq < 0 && txq < 0)
+        sim_fault(p, "CTRL.RST after queue %d was stopped without RXDCTL/TXDCTL.SWFLSH: descriptor "
+                  "write-backs it still held may be lost (Linux ixgbe_stop_adapter_generic writes "
+                  "SWFLSH with every queue disable)", unflushed);
     if (sim_reg(p, IXGBE_RXCTRL) & IXGBE_RXCTRL_RXEN)
         sim_fault(p, "CTRL.RST with receive still enabled (RXCTRL.RXEN): stop the adapter first "
                   "(datasheet 5.2.5.3.2, Linux ixgbe_stop_adapter_generic)");
     if (rxq >= 0 || txq >= 0)
         sim_fault(p, "CTRL.RST with DMA queues still enabled (first rx %d, first tx %d): disable them "
                   "first (datasheet 5.2.5.3.2)", rxq, txq);
-    if (sim_reg(p, IXGBE_STATUS) & IXGBE_STATUS_GIO)
+    if ((sim_reg(p, IXGBE_STATUS) & IXGBE_STATUS_GIO) && (sim_reg(p, IXGBE_CTRL) & IXGBE_CTRL_GIO_DIS))
+        /* master disable was asked for but requests are still pending: the way out is two
+         * resets in a row (datasheet 5.2.5.3.2 and the 82599 specification update's "Master
+         * Disable Flow"; Linux sets IXGBE_FLAGS_DOUBLE_RESET_REQUIRED) */
+        p->double_reset_due = true;
+    else if (sim_reg(p, IXGBE_STATUS) & IXGBE_STATUS_GIO)
         sim_fault(p, "CTRL.RST without PCIe master disable (CTRL.GIO_DIS, then STATUS.GIO clear): "
                   "DMA may be in flight (datasheet 5.2.5.3.2, Linux ixgbe_disable_pcie_master)");
 }
@@ -355,6 +393,12 @@ static void check_rx_enable(struct sim_port *p, uint64_t now)
                   "first (SECRXCTRL.RX_DIS, SECRXSTAT.SECRX_RDY): 82599 erratum, the rx DMA hangs");
         p->rx_hung = true;
     }
+    uint32_t rdrxctl = sim_reg(p, IXGBE_RDRXCTL);
+    uint32_t need = IXGBE_RDRXCTL_RSCACKC | IXGBE_RDRXCTL_FCOE_WRFIX;
+    if ((rdrxctl & need) != need || (rdrxctl & IXGBE_RDRXCTL_RSCFRSTSIZE))
+        sim_fault(p, "RXCTRL.RXEN with RDRXCTL 0x%08x: the 82599 needs RSCACKC (bit 25) and FCOE_WRFIX "
+                  "(bit 26) set and RSCFRSTSIZE (bits 21:17) cleared (Linux ixgbe_setup_rdrxctl: "
+                  "\"hardware requires some bits to be set by default\")", rdrxctl);
     uint32_t total = 0;
     for (int i = 0; i < 8; i++)
         total += (sim_reg(p, IXGBE_RXPBSIZE(i)) >> 10) & 0x3ffu;
@@ -383,6 +427,47 @@ static void check_tx_buffers(struct sim_port *p)
                   "needs some", total);
 }
 
+/* CTRL.GIO_DIS: no new DMA requests. STATUS.GIO clears once none is pending: at once by
+ * default (no DMA of the model outlives a register access), later or never with option gio=,
+ * as when flow control or a link down keeps requests pending on a card. */
+static void master_disable(struct sim_port *p, uint32_t val, uint64_t now)
+{
+    uint32_t status = sim_reg(p, IXGBE_STATUS);
+    if (!(val & IXGBE_CTRL_GIO_DIS)) {
+        p->gio_clear_at = 0;
+        sim_reg_set(p, IXGBE_STATUS, status | IXGBE_STATUS_GIO);
+        return;
+    }
+    if (p->gio_clear_at || !(status & IXGBE_STATUS_GIO))
+        return; /* already on its way */
+    uint64_t ns = p->card->gio_ns;
+    if (ns == 0)
+        sim_reg_set(p, IXGBE_STATUS, status & ~IXGBE_STATUS_GIO);
+    else
+        p->gio_clear_at = ns == SIM_NEVER ? SIM_NEVER : now + ns;
+}
+
+/* CTRL.RST (device reset) or CTRL.LRST (link reset, which resets everything too): registers to
+ * their defaults after the stop-sequence checks. RST keeps a link that is up; LRST takes it
+ * down, and with the link up it may reset the PHY under manageability, which is why Linux
+ * (ixgbe_reset_hw_82599) uses RST when the link is up and LRST only when it is down. */
+static void device_reset(struct sim_port *p, uint32_t val, uint64_t now)
+{
+    uint32_t links = sim_reg(p, IXGBE_LINKS);
+    bool up = links & IXGBE_LINKS_UP;
+    if ((val & IXGBE_CTRL_LRST) && up)
+        sim_fault(p, "CTRL.LNK_RST with the link up: it may reset the PHY while manageability uses "
+                  "it; reset with CTRL.RST while the link is up (Linux ixgbe_reset_hw_82599)");
+    check_quiesced(p);
+    bool due = p->double_reset_due;
+    sim_port_defaults(p);
+    p->double_reset_due = due;
+    if (!(val & IXGBE_CTRL_LRST) && up)
+        sim_reg_set(p, IXGBE_LINKS, links);
+    p->reset_until = now + SIM_RESET_NS;
+    sim_reg_set(p, IXGBE_CTRL, val);
+}
+
 bool sim_under_traffic(struct sim_port *p, uint64_t now)
 {
     if (!(sim_reg(p, IXGBE_LINKS) & IXGBE_LINKS_UP))
@@ -409,29 +494,26 @@ void aioixy_sim_mmio_write(struct sim_port *p, uint32_t reg, uint32_t val)
         goto out;
     }
     sim_advance(p, now);
+    if (p->double_reset_due && reg != IXGBE_CTRL) {
+        sim_fault(p, "register 0x%05x written after one CTRL.RST while STATUS.GIO had not cleared: "
+                  "master disable that does not complete needs two resets in a row (datasheet "
+                  "5.2.5.3.2; Linux ixgbe_disable_pcie_master / ixgbe_reset_hw_82599)", reg);
+        p->double_reset_due = false;
+    }
     int q;
     uint32_t w;
     if (reg == IXGBE_CTRL) {
-        /* GIO_DIS: no DMA of the model outlives a register access, so nothing is pending */
-        uint32_t status = sim_reg(p, IXGBE_STATUS);
-        sim_reg_set(p, IXGBE_STATUS, val & IXGBE_CTRL_GIO_DIS ? status & ~IXGBE_STATUS_GIO
-                                                              : status | IXGBE_STATUS_GIO);
-        if (val & IXGBE_CTRL_RST) {
-            check_quiesced(p);
-            sim_port_defaults(p);
-            p->reset_until = now + SIM_RESET_NS;
+        master_disable(p, val, now);
+        if (val & IXGBE_CTRL_RST_MASK)
+            device_reset(p, val, now);
+        else
             sim_reg_set(p, IXGBE_CTRL, val);
-        } else {
-            if (val & IXGBE_CTRL_LRST) {
-                sim_reg_set(p, IXGBE_LINKS, 0);
-                p->link_at = 0;
-            }
-            sim_reg_set(p, IXGBE_CTRL, val & ~IXGBE_CTRL_LRST);
-        }
     } else if (reg == IXGBE_AUTOC) {
         sim_reg_set(p, reg, val & ~IXGBE_AUTOC_AN_RESTART);
         if (val & IXGBE_AUTOC_AN_RESTART) {
-            /* link setup restarts; it completes only in a mode the medium supports */
+            /* link setup restarts (its state machine leaves state 0, ANLP1.AN_STATE); it
+             * completes only in a mode the medium supports */
+            sim_reg_set(p, IXGBE_ANLP1, 1u << 16);
             sim_reg_set(p, IXGBE_LINKS, 0);
             uint64_t delay = link_delay(p);
             p->link_at = delay ? now + delay : 0;
@@ -446,8 +528,8 @@ void aioixy_sim_mmio_write(struct sim_port *p, uint32_t reg, uint32_t val)
         sim_reg_set(p, reg, val);
         if (!(val & IXGBE_SECRXCTRL_RX_DIS))
             p->secrx_rdy_at = 0;
-        else if (!p->secrx_rdy_at)
-            p->secrx_rdy_at = now + SIM_SECRX_NS;
+        else if (!p->secrx_rdy_at) /* option secrx=: later, or never */
+            p->secrx_rdy_at = p->card->secrx_ns == SIM_NEVER ? SIM_NEVER : now + p->card->secrx_ns;
     } else if (reg == IXGBE_RXCTRL) {
         if ((val & IXGBE_RXCTRL_RXEN) && !(sim_reg(p, reg) & IXGBE_RXCTRL_RXEN))
             check_rx_enable(p, now);
@@ -474,6 +556,9 @@ void aioixy_sim_mmio_write(struct sim_port *p, uint32_t reg, uint32_t val)
                 r->enabled = false;
                 r->latch_at = 0;
             }
+            /* SWFLSH with the queue off: what it still held is written back */
+            if (!(val & en_bit) && (val & IXGBE_RXDCTL_SWFLSH))
+                r->flushed = true;
         } else if (w == 0x00 || w == 0x04 || w == 0x08 || w == 0x10 || (rx && w == 0x14)) {
             /* base, length, head, SRRCTL */
             if (live)

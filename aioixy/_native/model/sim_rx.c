@@ -106,6 +106,16 @@ int sim_rx_frame(struct sim_port *p, const uint8_t *f, uint32_t len, bool may_st
     }
     if (!l2_accept(p, f))
         return RX_DONE;
+    /* the size limit: MAXFRS.MFS with HLREG0.JUMBOEN, else 1518 bytes, CRC included. A longer
+     * frame is dropped by the MAC, before any descriptor, and counted in ROC (it passed the
+     * address filter and its CRC is good: ours always is) */
+    uint32_t max = sim_reg(p, IXGBE_HLREG0) & IXGBE_HLREG0_JUMBOEN
+                       ? (sim_reg(p, IXGBE_MAXFRS) & IXGBE_MAXFRS_MFS_MASK) >> IXGBE_MAXFRS_MFS_SHIFT
+                       : IXGBE_FRAME_MAX_STD;
+    if (len + 4u > max) {
+        p->roc++;
+        return RX_DROPPED;
+    }
     /* a good frame for us: GPRC/GORC count it even if it is then missed (DPDK: "gprc counts
      * missed packets"; Linux subtracts MPC from it) */
     p->gprc++;

@@ -186,6 +186,116 @@ static int kick_roundtrips(uint64_t n)
     return 0;
 }
 
+static int wait_rx(struct aioixy_port *p, struct aioixy_pkt_buf **b)
+{
+    while (aioixy_rx_dequeue(p, 0, b, 1) == 0) {
+        if (aioixy_queue_prepare_wait(p, 0, true, false))
+            continue;
+        struct pollfd pfd = {.fd = aioixy_queue_eventfd(p, 0), .events = POLLIN};
+        /* built with no poll() safety timeout (Makefile): a lost wake-up never comes back */
+        if (poll(&pfd, 1, 2000) <= 0)
+            return -1;
+        uint64_t v;
+        if (read(pfd.fd, &v, sizeof(v)) < 0) { /* EAGAIN: harmless */
+        }
+    }
+    return 0;
+}
+
+/* Poll groups: ping-pong between two pair ends whose pollers never spin (they sleep before
+ * nearly every packet), so each round trip needs the tx kick, the pair's doorbell ring of the
+ * peer's poller and the rx eventfd. Mode 0: both ends in one group; mode 1: each end in its own
+ * group (the doorbell crosses threads). Meanwhile a third port joins the first group and leaves
+ * it again, over and over, while the group runs the pair: membership changes under traffic. */
+static int group_pingpong(uint64_t n, int mode)
+{
+    struct aioixy_poll_group_config gc = {.cpu = -1, .idle_sleep_min_us = 10, .idle_sleep_max_us = 500};
+    struct aioixy_poller *g[2];
+    if (aioixy_poll_group_create(&gc, &g[0]) || aioixy_poll_group_create(&gc, &g[1])) {
+        fprintf(stderr, "group create: %s\n", aioixy_last_error());
+        return 1;
+    }
+    struct aioixy_port_config cfg;
+    aioixy_port_config_defaults(&cfg);
+    struct aioixy_port *a, *b;
+    cfg.poller = g[0];
+    if (aioixy_port_open("pair:grp:a", &cfg, &a)) {
+        fprintf(stderr, "open a: %s\n", aioixy_last_error());
+        return 1;
+    }
+    cfg.poller = g[mode];
+    if (aioixy_port_open("pair:grp:b", &cfg, &b)) {
+        fprintf(stderr, "open b: %s\n", aioixy_last_error());
+        return 1;
+    }
+    aioixy_poll_group_release(g[1]); /* the ports keep it alive */
+    uint32_t expect = mode ? 1 : 2;
+    if (aioixy_poll_group_queues(g[0]) != expect) {
+        fprintf(stderr, "FAIL: group serves %u queues, expected %u\n", aioixy_poll_group_queues(g[0]),
+                expect);
+        return 1;
+    }
+    struct aioixy_port *extra = NULL;
+    struct aioixy_port_config ecfg;
+    aioixy_port_config_defaults(&ecfg);
+    ecfg.poller = g[0];
+    ecfg.rx_enabled = false; /* a tx-only null port: it must not keep the group awake */
+    for (uint64_t i = 0; i < n; i++) {
+        if (i % 64 == 0) {
+            if (extra) {
+                aioixy_port_close(extra);
+                extra = NULL;
+            } else if (aioixy_port_open("null", &ecfg, &extra)) {
+                fprintf(stderr, "open null in group: %s\n", aioixy_last_error());
+                return 1;
+            }
+        }
+        struct aioixy_pkt_buf *pkt;
+        if (!aioixy_port_alloc(a, 0, &pkt, 1, 60)) {
+            fprintf(stderr, "FAIL: group pool empty at %lu\n", (unsigned long)i);
+            return 1;
+        }
+        memcpy(pkt->data, &i, 8);
+        if (aioixy_tx_enqueue(a, 0, &pkt, 1) != 1 || wait_rx(b, &pkt)) {
+            fprintf(stderr, "FAIL: group mode %d: packet %lu lost a -> b\n", mode, (unsigned long)i);
+            return 1;
+        }
+        if (aioixy_tx_enqueue(b, 0, &pkt, 1) != 1 || wait_rx(a, &pkt)) {
+            fprintf(stderr, "FAIL: group mode %d: packet %lu lost b -> a\n", mode, (unsigned long)i);
+            return 1;
+        }
+        uint64_t seq;
+        memcpy(&seq, pkt->data, 8);
+        aioixy_mempool_free_bulk(&pkt, 1);
+        if (seq != i) {
+            fprintf(stderr, "FAIL: group got %lu, expected %lu\n", (unsigned long)seq, (unsigned long)i);
+            return 1;
+        }
+    }
+    struct aioixy_queue_stats sa;
+    aioixy_queue_stats(a, 0, &sa);
+    if (extra)
+        aioixy_port_close(extra);
+    aioixy_port_close(a);
+    if (aioixy_poll_group_queues(g[0]) != (mode ? 0 : 1)) {
+        fprintf(stderr, "FAIL: closing a left the group with %u queues\n", aioixy_poll_group_queues(g[0]));
+        return 1;
+    }
+    aioixy_poll_group_release(g[0]);
+    aioixy_port_close(b);
+    if (aioixy_mempool_live_count() != 0) {
+        fprintf(stderr, "FAIL: group pools alive after close\n");
+        return 1;
+    }
+    if (sa.idle_sleeps == 0) {
+        fprintf(stderr, "FAIL: the group's poller never slept: the doorbell was not exercised\n");
+        return 1;
+    }
+    printf("port_smoke group %s: %lu round trips, poller slept %lu times, pools freed\n",
+           mode ? "(two groups)" : "(one group)", (unsigned long)n, (unsigned long)sa.idle_sleeps);
+    return 0;
+}
+
 static int wait_for(struct aioixy_port *p, bool rx, bool tx)
 {
     if (aioixy_queue_prepare_wait(p, 0, rx, tx))
@@ -209,6 +319,8 @@ int main(int argc, char **argv)
     bool sim = argc > 2 && strcmp(argv[2], "sim") == 0;
     if (argc > 2 && strcmp(argv[2], "kick") == 0)
         return kick_roundtrips(n / 20 ? n / 20 : 1);
+    if (argc > 2 && strcmp(argv[2], "group") == 0)
+        return group_pingpong(n / 20 ? n / 20 : 1, 0) || group_pingpong(n / 20 ? n / 20 : 1, 1);
     const char *name_a = sim ? "sim-82599:smoke:0" : "pair:smoke:a";
     const char *name_b = sim ? "sim-82599:smoke:1" : "pair:smoke:b";
     struct aioixy_port_config cfg;

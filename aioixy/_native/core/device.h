@@ -100,6 +100,9 @@ struct aioixy_dev_ops {
      * syscall the kernel asked for). While the poller sleeps, Python enqueuing tx wakes it
      * through the queue's kick eventfd (port.c), and so does close. */
     int (*poll_fd)(struct aioixy_dev *dev, uint16_t q, short *events);
+    /* (poll_fd is called after the poller announced its sleep on the queue's doorbell, so a
+     * device that rings the doorbell and re-checks its rx source here loses no wake-up.) Besides
+     * an fd it may return one of the AIOIXY_POLL_* answers below. NULL: AIOIXY_POLL_TIMED. */
     /* Optional. Called in a forked child (which has none of the pollers) for a device its
      * parent has open: close the child's copies of the device's kernel objects (sockets, their
      * mappings), which would otherwise keep them alive after the parent closed the port (a
@@ -110,6 +113,23 @@ struct aioixy_dev_ops {
      * (aioixy_dev_release_pools) and free dev itself. */
     void (*close)(struct aioixy_dev *dev);
 };
+
+/* What poll_fd may answer besides an fd. */
+#define AIOIXY_POLL_TIMED (-1)    /* nothing will signal: take the timed back-off */
+#define AIOIXY_POLL_DOORBELL (-2) /* no rx work now; the device rings dev->doorbell[q] when some
+                                   * arrives (e.g. pair: the peer's tx rings it) */
+#define AIOIXY_POLL_RX_READY (-3) /* rx work is there now: do not sleep */
+
+/* A poller thread's doorbell: its kick eventfd and the word it announces its sleep with. Who
+ * gives the poller work (Python enqueuing tx, a pair peer putting frames on the wire) rings it
+ * after publishing the work; the ring costs one RMW and writes the eventfd only if the poller
+ * announced a sleep (the protocol of port.c). One doorbell per poller, shared by every queue it
+ * serves (a poll group serves several ports). */
+struct aioixy_doorbell {
+    _Atomic uint32_t sleeping AIOIXY_CACHE_ALIGNED;
+    int fd;
+};
+void aioixy_doorbell_ring(struct aioixy_doorbell *bell);
 
 struct aioixy_dev {
     const struct aioixy_dev_ops *ops;
@@ -130,6 +150,10 @@ struct aioixy_dev {
      * aioixy_dev_create_pools() once its DMA context is ready */
     uint16_t num_pools;
     struct aioixy_mempool *pools[AIOIXY_MAX_QUEUES];
+    /* The doorbell of the poller serving queue q, set by the port layer after open and before
+     * that poller runs; it outlives the device (the port releases its pollers after close).
+     * NULL until set: a driver then has nobody to wake. */
+    struct aioixy_doorbell *_Atomic doorbell[AIOIXY_MAX_QUEUES];
 };
 
 /* Open a device by name: "null", "null:<opts>", "pair:<name>:<end>", a PCI address
@@ -153,10 +177,15 @@ struct aioixy_driver {
     /* the keys of cfg->options it understands, NULL-terminated (NULL: it takes none); the
      * registry refuses any other key before calling open (options.h) */
     const char *const *options;
+    /* a device in process memory (null, pair): its ports may share the process's default poll
+     * group (port.h) since none of them needs a core of its own to reach line rate */
+    bool in_memory;
     struct aioixy_driver *next;           /* registry-private */
 };
 
 void aioixy_register_driver(struct aioixy_driver *drv);
+/* Does `name` open an in_memory device? (false for unknown names: open reports those) */
+bool aioixy_device_in_memory(const char *name);
 /* Entry i of the PCI ids all built-in drivers claim (the one list anyone should read, e.g. the
  * Python device listing); false once i is past the end. */
 bool aioixy_driver_pci_id(uint32_t i, uint16_t *vendor, uint16_t *device, const char **driver);

@@ -1,4 +1,5 @@
 #include "port.h"
+#include "poller.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -14,22 +15,12 @@
 
 #define WANT_RX 1u
 #define WANT_TX 2u
-/* A poller asleep in poll() on its device also wakes this often, as a safety net against a
- * device that fails to signal. The native tests build with -1 (no timeout), so that a lost kick
- * hangs there and fails instead of hiding behind this net. */
-#ifndef AIOIXY_POLL_SLEEP_TIMEOUT_MS
-#define AIOIXY_POLL_SLEEP_TIMEOUT_MS 100
-#endif
 
 struct port_queue {
     /* written by the event loop thread (wait announcements) */
     struct {
         _Atomic uint32_t waiting;
     } py AIOIXY_CACHE_ALIGNED;
-    /* written by the poller: 1 while it sleeps (or is about to) in poll() on the device fd */
-    struct {
-        _Atomic uint32_t sleeping;
-    } pl AIOIXY_CACHE_ALIGNED;
     /* written by the poller only; read by stats from any thread */
     struct {
         _Atomic uint64_t rx_packets, rx_bytes, rx_dropped;
@@ -52,14 +43,13 @@ struct port_queue {
     struct aioixy_mempool *own_pool;  /* this queue's pool: always DMA-reachable */
     uint16_t qid;
     bool do_rx, do_tx;
-    bool started;
     int efd;
-    int kick_fd;      /* eventfd Python writes to wake a poller sleeping in poll(); -1 if none */
-    pthread_t thread;
+    struct aioixy_poller *poller;  /* the one thread serving this queue (a reference held) */
+    struct aioixy_doorbell *bell;  /* its doorbell: rung after putting work in tx_ring */
+    bool attached;                 /* the poller runs this queue: detach before draining */
 };
 
 struct aioixy_port {
-    _Atomic bool stop AIOIXY_CACHE_ALIGNED;
     struct aioixy_dev *dev AIOIXY_CACHE_ALIGNED;
     struct aioixy_port_config cfg;
     uint16_t nq;
@@ -105,11 +95,6 @@ static inline void notify(struct port_queue *q, uint32_t bit)
     (void)rc; /* EAGAIN only if the counter is saturated: the loop is awake anyway */
     aioixy_counter_add(&q->st.wakeups, 1);
 }
-
-/* What one round of a direction achieved. BLOCKED (rx ring full in PAUSE mode, or the device
- * refusing pending tx) is not idleness: the other side is about to make room, so the poller
- * must not fall into long sleeps, or it would stall a consumer that just drained the ring. */
-enum round_result { ROUND_IDLE = 0, ROUND_WORK = 1, ROUND_BLOCKED = 2, ROUND_TX_BLOCKED = 4 };
 
 static int poll_rx(struct port_queue *q, struct aioixy_dev *dev, const struct aioixy_port_config *cfg)
 {
@@ -177,79 +162,44 @@ static int poll_tx(struct port_queue *q, struct aioixy_dev *dev, const struct ai
     return ROUND_WORK;
 }
 
-/* Sleep in poll() on the device's fd (its interrupt, in effect) and the queue's kick eventfd.
- * Kick protocol, the rx wake-up's mirror image: the poller announces with an RMW on `sleeping`,
- * then re-checks the tx ring; Python publishes to the tx ring, then reads `sleeping` with an
- * RMW and writes the kick only if it was set (see kick()). Returns false if the device has no fd
- * to sleep on right now (the caller falls back to the timed back-off). */
-static bool poll_sleep(struct port_queue *q, struct aioixy_dev *dev, struct aioixy_port *port)
+int aioixy_queue_round(struct port_queue *q)
 {
-    short events = 0;
-    int fd = dev->ops->poll_fd(dev, q->qid, &events);
-    if (fd < 0)
-        return false;
-    atomic_exchange_explicit(&q->pl.sleeping, 1, memory_order_acq_rel);
-    if ((q->do_tx && !aioixy_ring_consumer_empty(q->tx_ring)) ||
-        atomic_load_explicit(&port->stop, memory_order_acquire)) {
-        atomic_store_explicit(&q->pl.sleeping, 0, memory_order_relaxed);
-        return true;
-    }
-    struct pollfd pfd[2] = {{.fd = fd, .events = events}, {.fd = q->kick_fd, .events = POLLIN}};
-    int n = poll(pfd, 2, AIOIXY_POLL_SLEEP_TIMEOUT_MS);
-    atomic_store_explicit(&q->pl.sleeping, 0, memory_order_relaxed);
-    if (n > 0 && (pfd[1].revents & POLLIN)) {
-        uint64_t v;
-        ssize_t rc = read(q->kick_fd, &v, sizeof(v));
-        (void)rc; /* EAGAIN: another reader cannot exist; the counter was simply 0 */
-    }
-    aioixy_counter_add(&q->st.idle_sleeps, 1);
-    return true;
+    struct aioixy_dev *dev = q->port->dev;
+    const struct aioixy_port_config *cfg = &q->port->cfg;
+    int r = 0;
+    if (q->do_rx)
+        r |= poll_rx(q, dev, cfg);
+    if (q->do_tx)
+        r |= poll_tx(q, dev, cfg);
+    return r;
 }
 
-static void *poller_main(void *arg)
+/* The poller announced its sleep on the doorbell (an RMW on `sleeping`), so: work Python put in
+ * the tx ring before its ring of the doorbell is seen here, and work after it rings (the rx
+ * wake-up's protocol in reverse). Then the device: an fd to sleep on (a kernel socket, an
+ * interrupt eventfd), its own doorbell ring, or only a timed sleep. */
+bool aioixy_queue_sleep_check(struct port_queue *q, struct pollfd *pfd, bool *timed)
 {
-    struct port_queue *q = arg;
-    struct aioixy_port *port = q->port;
-    struct aioixy_dev *dev = port->dev;
-    const struct aioixy_port_config *cfg = &port->cfg;
-    uint32_t idle = 0;
-    const uint32_t min_us = cfg->idle_sleep_min_us ? cfg->idle_sleep_min_us : 1;
-    uint32_t sleep_us = min_us;
-    /* the default 50 us timer slack would turn every short back-off sleep into a long one */
-    prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
-    while (!atomic_load_explicit(&port->stop, memory_order_acquire)) {
-        int r = 0;
-        if (q->do_rx)
-            r |= poll_rx(q, dev, cfg);
-        if (q->do_tx)
-            r |= poll_tx(q, dev, cfg);
-        if (r & ROUND_WORK) {
-            idle = 0;
-            sleep_us = min_us;
-            continue;
-        }
-        if (r & (ROUND_BLOCKED | ROUND_TX_BLOCKED))
-            sleep_us = min_us; /* waiting for the other side: keep back-off short */
-        idle++;
-        if (idle <= cfg->idle_spin)
-            continue;
-        if (idle <= cfg->idle_spin + cfg->idle_pause || cfg->idle_sleep_max_us == 0) {
-            aioixy_cpu_relax();
-            continue;
-        }
-        /* A full rx ring (PAUSE) is drained by Python without any signal to us: only the timed
-         * back-off notices. Everything else can sleep on the device, whose driver asks for
-         * POLLOUT itself when it is waiting for room to transmit. */
-        if (q->kick_fd >= 0 && !(r & ROUND_BLOCKED) && poll_sleep(q, dev, port))
-            continue;
-        struct timespec ts = {.tv_sec = sleep_us / 1000000u, .tv_nsec = (long)(sleep_us % 1000000u) * 1000};
-        nanosleep(&ts, NULL);
-        aioixy_counter_add(&q->st.idle_sleeps, 1);
-        if (!(r & (ROUND_BLOCKED | ROUND_TX_BLOCKED)))
-            sleep_us = sleep_us * 2 > cfg->idle_sleep_max_us ? cfg->idle_sleep_max_us : sleep_us * 2;
+    if (q->do_tx && !aioixy_ring_consumer_empty(q->tx_ring))
+        return true;
+    struct aioixy_dev *dev = q->port->dev;
+    short events = 0;
+    int fd = dev->ops->poll_fd ? dev->ops->poll_fd(dev, q->qid, &events) : AIOIXY_POLL_TIMED;
+    if (fd >= 0) {
+        pfd->fd = fd;
+        pfd->events = events;
+        pfd->revents = 0;
+    } else if (fd == AIOIXY_POLL_RX_READY) {
+        /* rx work is only work if this queue pulls rx (a tx-only null port has "frames") */
+        return q->do_rx;
+    } else if (fd != AIOIXY_POLL_DOORBELL) {
+        *timed = true;
     }
-    return NULL;
+    return false;
 }
+
+void aioixy_queue_count_sleep(struct port_queue *q) { aioixy_counter_add(&q->st.idle_sleeps, 1); }
+
 
 static int check_config(const struct aioixy_port_config *cfg)
 {
@@ -266,6 +216,12 @@ static int check_config(const struct aioixy_port_config *cfg)
     if (cfg->idle_sleep_max_us && cfg->idle_sleep_min_us > cfg->idle_sleep_max_us)
         return aioixy_set_error(AIOIXY_EINVAL, "idle sleep min %u us > max %u us",
                                 cfg->idle_sleep_min_us, cfg->idle_sleep_max_us);
+    uint16_t nqs = cfg->dev.rx_queues > cfg->dev.tx_queues ? cfg->dev.rx_queues : cfg->dev.tx_queues;
+    for (uint16_t i = 0; cfg->poller && i < nqs && i < AIOIXY_MAX_QUEUES; i++)
+        if (cfg->cpus[i] >= 0)
+            return aioixy_set_error(AIOIXY_EINVAL, "cpu=%d for queue %u: a port in a poll group "
+                                    "runs on the group's thread (pin the group instead)",
+                                    cfg->cpus[i], i);
     cpu_set_t allowed;
     CPU_ZERO(&allowed);
     if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0)
@@ -287,8 +243,6 @@ static void free_queue(struct port_queue *q)
         return;
     if (q->efd >= 0)
         close(q->efd);
-    if (q->kick_fd >= 0)
-        close(q->kick_fd);
     aioixy_ring_free(q->rx_ring);
     aioixy_ring_free(q->tx_ring);
     free(q->work.scratch);
@@ -304,19 +258,24 @@ static void drain_ring(struct aioixy_ring *r, struct aioixy_pkt_buf **tmp, uint3
         aioixy_mempool_free_bulk(tmp, n);
 }
 
-static void stop_and_drain(struct aioixy_port *port)
+/* Take every queue off its poller (each returns once its poller runs without them), then
+ * return what the rings and the pending lists hold: this thread is their only user now. */
+static void detach_and_drain(struct aioixy_port *port)
 {
-    atomic_store_explicit(&port->stop, true, memory_order_release);
-    /* a poller asleep in poll() re-checks `stop` after announcing, or sees this kick */
-    for (uint16_t i = 0; i < port->nq; i++)
-        if (port->q[i] && port->q[i]->kick_fd >= 0) {
-            uint64_t one = 1;
-            ssize_t wr = write(port->q[i]->kick_fd, &one, sizeof(one));
-            (void)wr;
-        }
-    for (uint16_t i = 0; i < port->nq; i++)
-        if (port->q[i] && port->q[i]->started)
-            pthread_join(port->q[i]->thread, NULL);
+    for (uint16_t i = 0; i < port->nq; i++) {
+        struct port_queue *q = port->q[i];
+        if (!q || !q->attached)
+            continue;
+        /* a group serves all of the port's queues: one hand-over for all of them */
+        struct port_queue *mine[AIOIXY_MAX_QUEUES];
+        uint32_t n = 0;
+        for (uint16_t j = i; j < port->nq; j++)
+            if (port->q[j] && port->q[j]->attached && port->q[j]->poller == q->poller) {
+                mine[n++] = port->q[j];
+                port->q[j]->attached = false;
+            }
+        aioixy_poller_detach(q->poller, mine, n);
+    }
     for (uint16_t i = 0; i < port->nq; i++) {
         struct port_queue *q = port->q[i];
         if (!q)
@@ -329,14 +288,60 @@ static void stop_and_drain(struct aioixy_port *port)
     }
 }
 
+/* The device closes before the pollers go: a pair peer may ring our doorbell until our end's
+ * close has waited it out. */
 static void destroy_port(struct aioixy_port *port)
 {
     if (port->dev)
         port->dev->ops->close(port->dev);
-    for (uint16_t i = 0; i < port->nq; i++)
+    for (uint16_t i = 0; i < port->nq; i++) {
+        if (port->q[i])
+            aioixy_poller_unref(port->q[i]->poller);
         free_queue(port->q[i]);
+    }
     pthread_mutex_destroy(&port->ctl_lock);
     free(port);
+}
+
+/* Give each queue its poller: the group's (one reference per queue), or a thread of its own
+ * pinned as cfg->cpus asks; publish the doorbells to the device before any poller runs. */
+static int start_pollers(struct aioixy_port *port)
+{
+    const struct aioixy_port_config *cfg = &port->cfg;
+    for (uint16_t i = 0; i < port->nq; i++) {
+        struct port_queue *q = port->q[i];
+        if (cfg->poller) {
+            aioixy_poller_ref(cfg->poller);
+            q->poller = cfg->poller;
+        } else {
+            struct aioixy_poller_config pc = {
+                .cpu = cfg->cpus[i], .idle_spin = cfg->idle_spin, .idle_pause = cfg->idle_pause,
+                .idle_sleep_min_us = cfg->idle_sleep_min_us, .idle_sleep_max_us = cfg->idle_sleep_max_us,
+            };
+            char tname[16];
+            snprintf(tname, sizeof(tname), "aioixy-q%u", i);
+            int rc = aioixy_poller_create(&pc, tname, &q->poller);
+            if (rc)
+                return rc;
+        }
+        q->bell = aioixy_poller_bell(q->poller);
+        atomic_store_explicit(&port->dev->doorbell[i], q->bell, memory_order_release);
+    }
+    if (cfg->poller) {
+        int rc = aioixy_poller_attach(cfg->poller, port->q, port->nq);
+        if (rc)
+            return rc;
+        for (uint16_t i = 0; i < port->nq; i++)
+            port->q[i]->attached = true;
+        return 0;
+    }
+    for (uint16_t i = 0; i < port->nq; i++) {
+        int rc = aioixy_poller_attach(port->q[i]->poller, &port->q[i], 1);
+        if (rc)
+            return rc;
+        port->q[i]->attached = true;
+    }
+    return 0;
 }
 
 int aioixy_port_open(const char *device, const struct aioixy_port_config *cfg, struct aioixy_port **out)
@@ -350,7 +355,6 @@ int aioixy_port_open(const char *device, const struct aioixy_port_config *cfg, s
     if (!port)
         return aioixy_set_error(AIOIXY_ENOMEM, "out of memory");
     memset(port, 0, sizeof(*port));
-    atomic_init(&port->stop, false);
     port->cfg = *cfg;
     port->cfg.dev.options = NULL; /* the caller's string is not kept */
     pthread_mutex_init(&port->ctl_lock, NULL);
@@ -370,7 +374,6 @@ int aioixy_port_open(const char *device, const struct aioixy_port_config *cfg, s
         }
         memset(q, 0, sizeof(*q));
         q->efd = -1;
-        q->kick_fd = -1;
         port->q[i] = q;
         q->port = port;
         q->qid = i;
@@ -381,10 +384,6 @@ int aioixy_port_open(const char *device, const struct aioixy_port_config *cfg, s
         q->own_pool = i < dev->num_pools ? dev->pools[i] : NULL;
         q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (q->efd < 0) {
-            rc = aioixy_set_error(AIOIXY_EIO, "eventfd failed: %s", strerror(errno));
-            goto fail;
-        }
-        if (dev->ops->poll_fd && (q->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
             rc = aioixy_set_error(AIOIXY_EIO, "eventfd failed: %s", strerror(errno));
             goto fail;
         }
@@ -404,31 +403,13 @@ int aioixy_port_open(const char *device, const struct aioixy_port_config *cfg, s
             goto fail;
         }
     }
-    for (uint16_t i = 0; i < port->nq; i++) {
-        struct port_queue *q = port->q[i];
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        if (cfg->cpus[i] >= 0) {
-            cpu_set_t set;
-            CPU_ZERO(&set);
-            CPU_SET(cfg->cpus[i], &set);
-            pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
-        }
-        int e = pthread_create(&q->thread, &attr, poller_main, q);
-        pthread_attr_destroy(&attr);
-        if (e) {
-            rc = aioixy_set_error(AIOIXY_EIO, "cannot start poller thread for queue %u: %s", i, strerror(e));
-            goto fail;
-        }
-        q->started = true;
-        char tname[16];
-        snprintf(tname, sizeof(tname), "aioixy-q%u", i);
-        pthread_setname_np(q->thread, tname);
-    }
+    rc = start_pollers(port);
+    if (rc)
+        goto fail;
     *out = port;
     return 0;
 fail:
-    stop_and_drain(port);
+    detach_and_drain(port);
     destroy_port(port);
     return rc;
 }
@@ -437,7 +418,7 @@ void aioixy_port_close(struct aioixy_port *port)
 {
     if (!port)
         return;
-    stop_and_drain(port);
+    detach_and_drain(port);
     destroy_port(port);
 }
 
@@ -482,20 +463,6 @@ uint32_t aioixy_rx_dequeue(struct aioixy_port *port, uint16_t q, struct aioixy_p
     return aioixy_ring_dequeue_burst(pq->rx_ring, (void **)bufs, n);
 }
 
-/* Wake the poller if it announced that it sleeps in poll(): the RMW pairs with the exchange in
- * poll_sleep() exactly as notify() pairs with prepare_wait. A busy poller never announces, so
- * a busy port pays one uncontended RMW per enqueue call and no syscall. */
-static inline void kick(struct port_queue *pq)
-{
-    if (aioixy_likely(!atomic_fetch_or_explicit(&pq->pl.sleeping, 0, memory_order_acq_rel)))
-        return;
-    if (atomic_exchange_explicit(&pq->pl.sleeping, 0, memory_order_acq_rel) == 0)
-        return;
-    uint64_t one = 1;
-    ssize_t rc = write(pq->kick_fd, &one, sizeof(one));
-    (void)rc; /* EAGAIN only if the counter is saturated: the poller is awake anyway */
-}
-
 static bool pool_ok(const struct aioixy_dev *dev, const struct aioixy_mempool *pool)
 {
     if (!dev->tx_own_pools)
@@ -534,8 +501,8 @@ uint32_t aioixy_tx_enqueue(struct aioixy_port *port, uint16_t q, struct aioixy_p
     if (!pq->tx_ring)
         return 0;
     uint32_t k = aioixy_ring_enqueue_burst(pq->tx_ring, (void *const *)bufs, tx_valid_prefix(pq, bufs, n));
-    if (k && pq->kick_fd >= 0)
-        kick(pq);
+    if (k)
+        aioixy_doorbell_ring(pq->bell); /* wakes the poller only if it sleeps */
     return k;
 }
 
@@ -670,3 +637,31 @@ uint32_t aioixy_port_alloc(struct aioixy_port *port, uint16_t q, struct aioixy_p
     }
     return n;
 }
+
+int aioixy_poll_group_create(const struct aioixy_poll_group_config *cfg, struct aioixy_poller **out)
+{
+    aioixy_clear_error();
+    *out = NULL;
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0)
+        CPU_ZERO(&allowed);
+    if (cfg->cpu < -1 || (cfg->cpu >= 0 && (cfg->cpu >= CPU_SETSIZE || !CPU_ISSET(cfg->cpu, &allowed))))
+        return aioixy_set_error(AIOIXY_EINVAL, "cpu=%d for a poll group is not a CPU this process "
+                                "may run on (%d CPUs allowed)", cfg->cpu, CPU_COUNT(&allowed));
+    static _Atomic uint32_t groups;
+    char name[16];
+    snprintf(name, sizeof(name), "aioixy-g%u",
+             atomic_fetch_add_explicit(&groups, 1, memory_order_relaxed));
+    struct aioixy_poller_config pc = {
+        .cpu = cfg->cpu, .idle_spin = cfg->idle_spin, .idle_pause = cfg->idle_pause,
+        .idle_sleep_min_us = cfg->idle_sleep_min_us, .idle_sleep_max_us = cfg->idle_sleep_max_us,
+    };
+    return aioixy_poller_create(&pc, name, out);
+}
+
+void aioixy_poll_group_release(struct aioixy_poller *group) { aioixy_poller_unref(group); }
+
+uint32_t aioixy_poll_group_queues(struct aioixy_poller *group) { return aioixy_poller_members(group); }
+
+bool aioixy_port_in_memory(const char *name) { return aioixy_device_in_memory(name); }

@@ -16,9 +16,11 @@
  *   consumer: exchange(waiting, bits); re-check the ring; if still nothing -> sleep on eventfd
  *   producer: publish to the ring; fetch_or(waiting, 0); if set: exchange(waiting, 0), write eventfd.
  *
- * Idle strategy: busy poll while there is work; after `idle_spin` empty rounds spin with
- * cpu_relax for `idle_pause` rounds, then nanosleep, doubling from idle_sleep_min_us up to
- * idle_sleep_max_us. Any work resets to busy polling.
+ * Idle strategy (poller.h): busy poll while there is work; after `idle_spin` empty rounds spin
+ * with cpu_relax for `idle_pause` rounds, then sleep on the doorbell and whatever the devices
+ * signal with (kernel sockets, interrupt eventfds, a pair peer's ring), with a timeout doubling
+ * from idle_sleep_min_us up to idle_sleep_max_us only when a device cannot signal. Any work
+ * resets to busy polling.
  */
 #ifndef AIOIXY_PORT_H
 #define AIOIXY_PORT_H
@@ -52,7 +54,27 @@ struct aioixy_port_config {
     uint32_t idle_sleep_max_us; /* sleep cap (0 = never sleep: pure busy polling) */
     int cpus[AIOIXY_MAX_QUEUES];/* CPU to pin queue q's poller to, -1 = not pinned */
     bool rx_enabled;            /* false: pollers never pull rx (tx-only ports) */
+    /* a poll group to serve every queue of the port (its thread, its idle policy: the idle_*
+     * fields and cpus above are then unused); NULL: one poller thread per queue index */
+    struct aioixy_poller *poller;
 };
+
+/* Poll groups: one poller thread serving the queues of several ports, like a DPDK lcore. A
+ * forwarder between two in-memory ports then runs one poller instead of one per port. Each
+ * queue still has exactly one poller, so every ring keeps one producer and one consumer. The
+ * thread starts at create and sleeps on its doorbell while it has no members. */
+struct aioixy_poll_group_config {
+    int cpu;                    /* CPU to pin the group's thread to, -1 = not pinned */
+    uint32_t idle_spin, idle_pause, idle_sleep_min_us, idle_sleep_max_us; /* as for a port */
+};
+struct aioixy_poller;
+/* 0 or -AIOIXY_E*; the caller holds one reference, each port opened into it another. */
+int aioixy_poll_group_create(const struct aioixy_poll_group_config *cfg, struct aioixy_poller **out);
+/* Drop the caller's reference; the thread ends when the last port in the group has closed. */
+void aioixy_poll_group_release(struct aioixy_poller *group);
+uint32_t aioixy_poll_group_queues(struct aioixy_poller *group); /* queues it serves now */
+/* Does `name` open a device in process memory (null, pair: the default-group candidates)? */
+bool aioixy_port_in_memory(const char *name);
 
 /* Per-queue counters, maintained by the poller (single writer, relaxed atomics) and the
  * Python side (its own counters). */

@@ -109,6 +109,27 @@ static int open_with(const struct aioixy_driver *d, const char *name,
     return rc ? rc : d->open(name, cfg, out);
 }
 
+/* The driver claiming `name` by prefix: "null" claims "null" and "null:..."; "pair:" claims
+ * "pair:..." */
+static struct aioixy_driver *by_prefix(const char *name)
+{
+    for (struct aioixy_driver *d = drivers; d; d = d->next) {
+        if (!d->prefix)
+            continue;
+        size_t pl = strlen(d->prefix);
+        if (strncmp(name, d->prefix, pl) == 0 &&
+            (name[pl] == '\0' || name[pl] == ':' || d->prefix[pl - 1] == ':'))
+            return d;
+    }
+    return NULL;
+}
+
+bool aioixy_device_in_memory(const char *name)
+{
+    const struct aioixy_driver *d = name ? by_prefix(name) : NULL;
+    return d && d->in_memory;
+}
+
 int aioixy_dev_open(const char *name, const struct aioixy_dev_config *cfg, struct aioixy_dev **out)
 {
     *out = NULL;
@@ -121,15 +142,9 @@ int aioixy_dev_open(const char *name, const struct aioixy_dev_config *cfg, struc
     int rc = validate(cfg);
     if (rc)
         return rc;
-    for (struct aioixy_driver *d = drivers; d; d = d->next) {
-        if (!d->prefix)
-            continue;
-        size_t pl = strlen(d->prefix);
-        /* "null" claims "null" and "null:..."; "pair:" claims "pair:..." */
-        if (strncmp(name, d->prefix, pl) == 0 &&
-            (name[pl] == '\0' || name[pl] == ':' || d->prefix[pl - 1] == ':'))
-            return finish_open(open_with(d, name, cfg, out), out);
-    }
+    struct aioixy_driver *named = by_prefix(name);
+    if (named)
+        return finish_open(open_with(named, name, cfg, out), out);
     char addr[32];
     char known[256];
     list_drivers(known, sizeof(known));

@@ -88,6 +88,15 @@ static uint32_t pair_tx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_bu
     } else {
         unsent_bytes = bytes;
     }
+    if (k) {
+        /* wake the peer's poller if it sleeps; inside the busy window, so the peer (and the
+         * doorbell of its poller, which outlives its device) cannot be gone */
+        struct aioixy_dev *pd = &w->ends[peer]->dev;
+        struct aioixy_doorbell *bell =
+            atomic_load_explicit(&pd->doorbell[q % pd->num_rx_queues], memory_order_acquire);
+        if (bell)
+            aioixy_doorbell_ring(bell);
+    }
     atomic_store_explicit(busy, 0, memory_order_release);
     aioixy_counter_add(&c->tx_packets, k);
     aioixy_counter_add(&c->tx_bytes, bytes - unsent_bytes);
@@ -117,6 +126,21 @@ static uint32_t pair_rx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_bu
         aioixy_counter_add(&e->c[q].rx_bytes, bytes);
     }
     return got;
+}
+
+/* Sleep on the doorbell: the peer's tx rings it after putting frames on our incoming rings.
+ * Called after the poller announced its sleep, so a frame published before that is seen here
+ * and one published after it rings. (Room on the wire for our own tx under flow control comes
+ * with no signal: the poller's blocked state keeps its back-off short.) */
+static int pair_poll_fd(struct aioixy_dev *dev, uint16_t q, short *events)
+{
+    (void)events;
+    struct pair_end *e = (struct pair_end *)dev;
+    int peer = 1 - e->side;
+    for (uint16_t r = q; r < AIOIXY_MAX_QUEUES; r += dev->num_rx_queues)
+        if (!aioixy_ring_consumer_empty(e->wire->rings[peer][r]))
+            return AIOIXY_POLL_RX_READY;
+    return AIOIXY_POLL_DOORBELL;
 }
 
 static void pair_stats(struct aioixy_dev *dev, struct aioixy_dev_stats *out)
@@ -203,6 +227,7 @@ static const struct aioixy_dev_ops pair_ops = {
     .read_stats = pair_stats,
     .link_status = pair_link,
     .set_promisc = pair_promisc,
+    .poll_fd = pair_poll_fd,
     .close = pair_close,
 };
 
@@ -304,5 +329,6 @@ static struct aioixy_driver pair_driver = {
     .name = "pair",
     .prefix = "pair:",
     .open = pair_open,
+    .in_memory = true,
 };
 AIOIXY_REGISTER_DRIVER(pair_driver)

@@ -8,6 +8,7 @@
 from aioixy.core.config import IdlePolicy, PortConfig, path_pool_size
 from aioixy.core.generator import FrameSpec, Generator
 from aioixy.core.packet import Packet, PacketBatch, merge
+from aioixy.core.pollgroup import PollGroup
 from aioixy.core.port import Port, RxStream, native_pools_alive, open
 from aioixy.core.stats import DeviceStats, LinkStatus, PortStats, QueueStats
 from aioixy.errors import (
@@ -39,7 +40,7 @@ __all__ = [
     "DeviceStats", "DeviceTimeout", "Filter", "FrameSpec", "Generator", "IdlePolicy",
     "InvalidOption", "LinkStatus",
     "NoHugepages", "NotPermitted", "OutOfMemory", "Packet", "PacketBatch", "PacketRejected",
-    "PacketReleased", "PoolExhausted", "PoolSizeWarning", "Port", "PortClosed", "PortConfig",
-    "PortForked", "PortStats", "QueueStats", "RxStream", "WrongThread", "merge",
+    "PacketReleased", "PollGroup", "PoolExhausted", "PoolSizeWarning", "Port", "PortClosed",
+    "PortConfig", "PortForked", "PortStats", "QueueStats", "RxStream", "WrongThread", "merge",
     "native_pools_alive", "open", "path_pool_size",
 ]

@@ -140,6 +140,10 @@ class PortConfig:
                                             validator=attrs.validators.optional(_flag))
     link_timeout: float = attrs.field(default=lib.AIOIXY_DEFAULT_LINK_TIMEOUT_MS / 1000)
     rx: bool = attrs.field(default=True, validator=_flag)
+    #: the poller thread(s): "default" (in-memory single-queue ports share the process's
+    #: default poll group, others get a thread per queue), "own" (a thread per queue), or an
+    #: aioixy.PollGroup (its thread serves every queue of the port)
+    poller: object = attrs.field(default="default")
     options: str = attrs.field(default="", validator=_text("driver options, 'key=value,...'",
                                                            empty=True))
 
@@ -170,6 +174,13 @@ class PortConfig:
                 raise InvalidOption(
                     f"cpu={c!r} is not a CPU this process may run on (allowed: {sorted(allowed)})"
                 )
+
+    @poller.validator
+    def _check_poller(self, attr: attrs.Attribute, value: object) -> None:
+        # a PollGroup (core/pollgroup.py, which builds on this module) or one of the two words
+        if value not in ("default", "own") and not hasattr(value, "_native"):
+            raise InvalidOption(f"poller={value!r}: must be 'default', 'own' or an "
+                                "aioixy.PollGroup")
 
     @link_timeout.validator
     def _check_timeout(self, attr: attrs.Attribute, value: float) -> None:
@@ -223,8 +234,9 @@ class PortConfig:
     def num_queues(self) -> int:
         return max(self.rx_queues, self.tx_queues)
 
-    def to_native(self, ffi, lib):
-        """The ``struct aioixy_port_config`` for this config; keeps ``options`` alive with it."""
+    def to_native(self, ffi, lib, group: object = None):
+        """The ``struct aioixy_port_config`` for this config; keeps ``options`` alive with it.
+        `group`: the PollGroup the port joins (pollgroup.resolve), or None."""
         c = ffi.new("struct aioixy_port_config *")
         lib.aioixy_port_config_defaults(c)
         d = c.dev
@@ -255,6 +267,8 @@ class PortConfig:
             for q in range(self.num_queues):
                 c.cpus[q] = self.cpu[q % len(self.cpu)]
         c.rx_enabled = self.rx
+        if group is not None:
+            c.poller = group._native()
         return c, opts
 
 

@@ -18,6 +18,7 @@ from aioixy.core.config import PortConfig
 from aioixy.core.frames import MIN_FRAME
 from aioixy.core.info import PortInfo, port_info
 from aioixy.core.packet import Packet, PacketBatch, handover
+from aioixy.core.pollgroup import PollGroup, resolve
 from aioixy.core.stats import DeviceStats, LinkStatus, PortStats, QueueStats
 from aioixy.core.wakeup import QueueWaiter, wait_any
 from aioixy.errors import (
@@ -58,9 +59,12 @@ def native_pools_alive() -> int:
 class Port:
     """An open device: one native poller thread per queue, rx streams, tx, stats."""
 
-    def __init__(self, native, config: PortConfig, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, native, config: PortConfig, loop: asyncio.AbstractEventLoop,
+                 group: PollGroup | None = None) -> None:
         self._p = native
         self.config = config
+        #: the poll group whose thread serves this port's queues, or None (a thread per queue)
+        self.poll_group: PollGroup | None = group
         self._loop = loop
         info = port_info(native)
         #: what the driver set up (see :class:`aioixy.core.info.PortInfo`); ``promisc`` as at open
@@ -460,7 +464,8 @@ class _Opener:
     async def _open(self) -> Port:
         cfg = self._config
         loop = asyncio.get_running_loop()
-        native_cfg, keep = cfg.to_native(ffi, lib)
+        group = resolve(cfg)
+        native_cfg, keep = cfg.to_native(ffi, lib, group)
 
         def do_open():
             out = ffi.new("struct aioixy_port **")
@@ -482,7 +487,7 @@ class _Opener:
         finally:
             del keep
         try:
-            return Port(native, cfg, loop)
+            return Port(native, cfg, loop, group)
         except BaseException:
             lib.aioixy_port_close(native)
             raise

@@ -24,11 +24,12 @@
 
 #include "common.h"
 #include "device.h"
+#include "port.h"
 
 #include <poll.h>
 
 /* The most queues one poller serves (a group's members over all its ports). */
-#define AIOIXY_POLLER_MAX_MEMBERS 64
+#define AIOIXY_POLLER_MAX_MEMBERS AIOIXY_POLL_GROUP_MAX_QUEUES
 
 struct aioixy_poller_config {
     int cpu;                    /* CPU to pin the thread to, -1 = not pinned */

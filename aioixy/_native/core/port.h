@@ -63,6 +63,7 @@ struct aioixy_port_config {
  * forwarder between two in-memory ports then runs one poller instead of one per port. Each
  * queue still has exactly one poller, so every ring keeps one producer and one consumer. The
  * thread starts at create and sleeps on its doorbell while it has no members. */
+#define AIOIXY_POLL_GROUP_MAX_QUEUES 256
 struct aioixy_poll_group_config {
     int cpu;                    /* CPU to pin the group's thread to, -1 = not pinned */
     uint32_t idle_spin, idle_pause, idle_sleep_min_us, idle_sleep_max_us; /* as for a port */

@@ -137,9 +137,10 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=2.0)
     ap.add_argument("--force", action="store_true",
                     help="take a NIC even if it is up with addresses")
+    ap.add_argument("--uvloop", action="store_true", help="run on uvloop")
     args = ap.parse_args()
     if args.device is None:
-        return asyncio.run(self_test(args.duration))
+        return aioixy.run(self_test(args.duration), uvloop=args.uvloop)
 
     async def serve() -> None:
         counts: dict[str, int] = {}
@@ -151,7 +152,7 @@ def main() -> int:
         print(f"answered {counts.get('answered', 0)}, ignored {counts.get('ignored', 0)}",
               flush=True)
 
-    asyncio.run(serve())
+    aioixy.run(serve(), uvloop=args.uvloop)
     return 0
 
 

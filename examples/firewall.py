@@ -162,10 +162,11 @@ def main() -> int:
     ap.add_argument("--pool-size", type=int, metavar="N",
                     help="the lab generator's pool (default: sized from the rings on its path)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--uvloop", action="store_true", help="run on uvloop")
     args = ap.parse_args()
     if bool(args.inside) != bool(args.outside):
         ap.error("give both --inside and --outside, or neither for the lab")
-    summary = asyncio.run(run(args))
+    summary = aioixy.run(run(args), uvloop=args.uvloop)
     print(json.dumps(summary), flush=True)
     for d in summary["dead"]:
         print(f"firewall: {d['task']} died: {d['error']}", file=sys.stderr, flush=True)

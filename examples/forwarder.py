@@ -100,10 +100,11 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--promisc", action="store_true",
                     help="receive frames addressed to any MAC (a forwarder between two NICs)")
+    ap.add_argument("--uvloop", action="store_true", help="run on uvloop")
     args = ap.parse_args()
     if len(args.devices) not in (0, 2):
         ap.error("give two devices, or none for the self-test")
-    summary = asyncio.run(run(args.devices, args.duration, args.promisc))
+    summary = aioixy.run(run(args.devices, args.duration, args.promisc), uvloop=args.uvloop)
     print(json.dumps(summary) if args.json else
           "\n".join(f"{k}: {v}" for k, v in summary.items()))
     ok = summary["pools_whole"] and not summary.get("out_of_order") \

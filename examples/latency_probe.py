@@ -96,8 +96,9 @@ def main() -> int:
     ap.add_argument("--interval-ms", type=float, default=1.0, help="time between probes")
     ap.add_argument("--busy", action="store_true", help="busy-polling pollers")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--uvloop", action="store_true", help="run on uvloop")
     args = ap.parse_args()
-    result = asyncio.run(run(args.count, args.interval_ms / 1000, args.busy))
+    result = aioixy.run(run(args.count, args.interval_ms / 1000, args.busy), uvloop=args.uvloop)
     if args.json:
         print(json.dumps(result))
     else:

@@ -54,10 +54,12 @@ def main() -> int:
     ap.add_argument("--duration", type=float, help="stop after this many seconds")
     ap.add_argument("--snaplen", type=int, default=65535, help="bytes kept per packet")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--uvloop", action="store_true", help="run on uvloop")
     args = ap.parse_args()
     if args.count is None and args.duration is None:
         args.count = 1000
-    summary = asyncio.run(run(args.file, args.device, args.count, args.duration, args.snaplen))
+    summary = aioixy.run(run(args.file, args.device, args.count, args.duration, args.snaplen),
+                         uvloop=args.uvloop)
     print(json.dumps(summary) if args.json else
           f"captured {summary['packets']} packets from {args.device} into {args.file}")
     return 0 if summary["pools_whole"] else 1

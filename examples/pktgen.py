@@ -94,9 +94,10 @@ def main() -> int:
     ap.add_argument("--dst-ip", default="198.18.0.2")
     ap.add_argument("--dport", type=int, default=5678)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--uvloop", action="store_true", help="run on uvloop")
     args = ap.parse_args()
     try:
-        summary = asyncio.run(run(args))
+        summary = aioixy.run(run(args), uvloop=args.uvloop)
     except aioixy.InvalidOption as exc:
         print(f"pktgen: {exc}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import math
@@ -61,6 +62,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=_seconds, help="stop after this many seconds")
     p.add_argument("--batch-size", type=_int_in(1, MAX_BATCH), default=64)
     p.add_argument("--uvloop", action="store_true", help="run on uvloop")
+    p.add_argument("--busy", action="store_true",
+                   help="busy-polling pollers (a thread per queue that never sleeps: the lowest "
+                        "latency, a core per queue)")
     p.add_argument("--force", action="store_true", help="take NICs that are up with addresses")
     p.add_argument("--options", default="", metavar="K=V,...",
                    help="driver options, e.g. wire=gen,flows=64 for a sim-82599 card")
@@ -236,6 +240,8 @@ class _Setup:
 
         a = self.args
         opts = {"batch_size": a.batch_size, "force": a.force, "options": a.options, **kw}
+        if a.busy:
+            opts["idle"] = aioixy.IdlePolicy.busy()
         p = await self.stack.enter_async_context(aioixy.open(dev, **opts))
         self.ports.append(p)
         return p
@@ -434,7 +440,7 @@ async def _demo(args: argparse.Namespace):
         duration = args.duration or (None if args.http else DEMO_SECONDS)
         return await demo.run(args.device, duration, args.batch_size,
                               as_json=args.json, control=control, stop=stop,
-                              options=args.options, force=args.force)
+                              options=args.options, force=args.force, busy=args.busy)
 
 
 async def _status(job, ports, show: bool) -> None:
@@ -498,11 +504,9 @@ def exit_code(summary: dict) -> int:
 
 
 def _runner(args: argparse.Namespace) -> Callable[[Coroutine], Any]:
-    if args.uvloop:
-        import uvloop
+    import aioixy
 
-        return uvloop.run
-    return asyncio.run
+    return functools.partial(aioixy.run, uvloop=args.uvloop)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

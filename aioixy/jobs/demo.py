@@ -42,19 +42,21 @@ class DemoResult:
 async def run(device: str = "null", duration: float | None = 5.0, batch_size: int = 64,
               out=sys.stdout, as_json: bool = False, control: Any = None,
               stop: asyncio.Event | None = None, options: str = "",
-              force: bool = False) -> DemoResult:
+              force: bool = False, busy: bool = False) -> DemoResult:
     """Forward `device` -> pair:demo:a ==> pair:demo:b for `duration` s (None: until `stop`).
 
     `options` and `force` are the source device's (the pair takes neither): e.g. a sim-82599
     card generating its own traffic with ``options="wire=gen"``, or a NIC that is up.
+    `busy`: busy-polling pollers, a thread per queue (default: the in-memory ports share one).
     """
     stop = stop if stop is not None else asyncio.Event()
     duration = math.inf if duration is None else duration
+    idle: dict[str, Any] = {"idle": aioixy.IdlePolicy.busy()} if busy else {}
     src_opts: dict[str, Any] = {"overflow": "pause"} if device == "null" else {}
-    src_opts.update(options=options, force=force)
+    src_opts.update(options=options, force=force, **idle)
     async with aioixy.open(device, batch_size=batch_size, **src_opts) as src, \
-            aioixy.open("pair:demo:a", batch_size=batch_size, flow_control=True) as a, \
-            aioixy.open("pair:demo:b", batch_size=batch_size) as b:
+            aioixy.open("pair:demo:a", batch_size=batch_size, flow_control=True, **idle) as a, \
+            aioixy.open("pair:demo:b", batch_size=batch_size, **idle) as b:
         if control is not None:  # an aioixy.control.ControlPlane serving beside the demo
             for p in (src, a, b):
                 control.add_port(p)

@@ -91,18 +91,15 @@ struct aioixy_dev_ops {
     void (*read_stats)(struct aioixy_dev *dev, struct aioixy_dev_stats *out);
     void (*link_status)(struct aioixy_dev *dev, struct aioixy_link *out);
     int (*set_promisc)(struct aioixy_dev *dev, bool on);   /* 0 or -AIOIXY_E* */
-    /* Optional (NULL for devices without a kernel object to wait on). Called by queue q's
-     * poller, on its thread, each time it has been idle long enough to sleep: return an fd the
-     * poller may sleep on in poll() and set *events to what to wait for (POLLIN for received
-     * packets; add POLLOUT whenever tx_batch last refused packets for lack of room, or the
-     * poller would only notice room on its 100 ms safety timeout), or return -1 to take the
-     * timed back-off this time. The driver may do its pre-sleep work here (e.g. a wake-up
-     * syscall the kernel asked for). While the poller sleeps, Python enqueuing tx wakes it
-     * through the queue's kick eventfd (port.c), and so does close. */
+    /* Optional: what queue q's poller may sleep on. Called by that poller, on its thread, each
+     * time it has been idle long enough to sleep, after it announced the sleep on its doorbell
+     * (so a device that rings the doorbell and re-checks its rx source here loses no wake-up).
+     * Return an fd to sleep on in poll() and set *events (POLLIN for received packets; add
+     * POLLOUT whenever tx_batch last refused packets for lack of room, or the poller would only
+     * notice room on its 100 ms safety timeout), or one of the AIOIXY_POLL_* answers below.
+     * The driver may do its pre-sleep work here (e.g. a wake-up syscall the kernel asked for).
+     * Python enqueuing tx rings the doorbell whatever the device. NULL: AIOIXY_POLL_TIMED. */
     int (*poll_fd)(struct aioixy_dev *dev, uint16_t q, short *events);
-    /* (poll_fd is called after the poller announced its sleep on the queue's doorbell, so a
-     * device that rings the doorbell and re-checks its rx source here loses no wake-up.) Besides
-     * an fd it may return one of the AIOIXY_POLL_* answers below. NULL: AIOIXY_POLL_TIMED. */
     /* Optional. Called in a forked child (which has none of the pollers) for a device its
      * parent has open: close the child's copies of the device's kernel objects (sockets, their
      * mappings), which would otherwise keep them alive after the parent closed the port (a

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* basename of the symlink at path ("" if none), at most 63 characters */
@@ -30,10 +31,12 @@ int aioixy_pci_choose_access(const char *sysfs_root, const char *addr, bool want
     link_name(path, group, sizeof(group));
     if (strcmp(driver, "vfio-pci") == 0)
         return AIOIXY_PCI_VFIO;
+    if (!group[0])
+        return AIOIXY_PCI_SYSFS; /* no IOMMU: physical addresses are what the device uses */
     const char *bound = driver[0] ? driver : "no driver";
-    if (group[0]) {
+    if (!want_vfio) {
         /* iommu=pt puts the group in an identity domain: DMA is untranslated, so physical
-         * addresses do reach memory (unless the caller asked for VFIO) */
+         * addresses do reach memory */
         char type[32] = "";
         snprintf(path, sizeof(path), "%s/kernel/iommu_groups/%s/type", sysfs_root, group);
         FILE *f = fopen(path, "r");
@@ -43,20 +46,66 @@ int aioixy_pci_choose_access(const char *sysfs_root, const char *addr, bool want
             fclose(f);
             type[strcspn(type, "\n")] = '\0';
         }
-        if (strcmp(type, "identity") == 0 && !want_vfio)
+        if (strcmp(type, "identity") == 0)
             return AIOIXY_PCI_SYSFS;
         return aioixy_set_error(AIOIXY_EINVAL,
-                                "%s is behind an IOMMU (IOMMU group %s) but bound to %s, not "
-                                "vfio-pci: the IOMMU would block DMA to physical addresses. Bind "
-                                "it to vfio-pci (echo vfio-pci > /sys/bus/pci/devices/%s/"
-                                "driver_override, then bind it) and open it again", addr, group,
-                                bound, addr);
+                                "%s is behind an IOMMU (IOMMU group %s, bound to %s) and vfio=False: "
+                                "the IOMMU would block DMA to physical addresses. Open it with "
+                                "vfio=True (aioixy binds it to vfio-pci)", addr, group, bound);
     }
-    if (want_vfio)
-        return aioixy_set_error(AIOIXY_EINVAL,
-                                "%s: vfio=True but the device has no IOMMU group (is the IOMMU on: "
-                                "intel_iommu=on / amd_iommu=on?) and is bound to %s", addr, bound);
-    return AIOIXY_PCI_SYSFS;
+    snprintf(path, sizeof(path), "%s/bus/pci/drivers/vfio-pci", sysfs_root);
+    if (access(path, F_OK) != 0)
+        return aioixy_set_error(AIOIXY_ENODEV,
+                                "%s is behind an IOMMU (IOMMU group %s, bound to %s): aioixy drives "
+                                "it through VFIO, but the vfio-pci driver is not loaded (modprobe "
+                                "vfio-pci)", addr, group, bound);
+    return AIOIXY_PCI_VFIO_BIND;
+}
+
+static int write_text(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = write(fd, text, strlen(text));
+    int e = n < 0 ? -errno : 0;
+    close(fd);
+    return e;
+}
+
+int aioixy_pci_bind_vfio(const char *sysfs_root, const char *addr)
+{
+    char path[512], driver[64];
+    const char *step = "driver_override";
+    snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/driver_override", sysfs_root, addr);
+    int e = write_text(path, "vfio-pci");
+    snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/driver", sysfs_root, addr);
+    link_name(path, driver, sizeof(driver));
+    if (!e && driver[0]) {
+        step = "unbind";
+        snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/driver/unbind", sysfs_root, addr);
+        e = write_text(path, addr);
+    }
+    if (!e) {
+        step = "drivers_probe";
+        snprintf(path, sizeof(path), "%s/bus/pci/drivers_probe", sysfs_root);
+        e = write_text(path, addr);
+    }
+    if (e)
+        return aioixy_set_error(e == -EACCES || e == -EPERM ? AIOIXY_EPERM : AIOIXY_EIO,
+                                "%s: binding it to vfio-pci failed at %s (%s): %s", addr, step, path,
+                                strerror(-e));
+    /* the kernel binds on drivers_probe; give it a moment */
+    snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/driver", sysfs_root, addr);
+    for (int i = 0; i < 100; i++) {
+        link_name(path, driver, sizeof(driver));
+        if (strcmp(driver, "vfio-pci") == 0)
+            return 0;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return aioixy_set_error(AIOIXY_EIO, "%s: asked the kernel to bind it to vfio-pci, but it is "
+                            "bound to %s", addr, driver[0] ? driver : "no driver");
 }
 
 void aioixy_pci_unclaim(struct aioixy_pci_claim *c)
@@ -109,6 +158,11 @@ int aioixy_pci_claim(const char *addr, int bar, size_t min_bar_len, bool want_vf
     int access = aioixy_pci_choose_access("/sys", addr, want_vfio);
     if (access < 0)
         return access;
+    if (access == AIOIXY_PCI_VFIO_BIND) {
+        if ((rc = aioixy_pci_bind_vfio("/sys", addr)))
+            return rc;
+        access = AIOIXY_PCI_VFIO;
+    }
     out->access = (enum aioixy_pci_access)access;
     if (access == AIOIXY_PCI_VFIO) {
         /* the IOMMU translates: IOVA = VA, no physical addresses */

@@ -43,7 +43,7 @@ struct aioixy_dev_config {
     uint32_t link_timeout_ms;  /* how long open() waits for link (hardware); 0 = the default */
     bool force;                /* take a NIC even though its interface is up with addresses */
     bool promisc;              /* start in promiscuous mode */
-    bool vfio;                 /* prefer VFIO when the device is bound to vfio-pci */
+    bool vfio;                 /* prefer VFIO: whenever the device has an IOMMU group */
     /* software devices */
     uint32_t pkt_size;         /* null: generated frame size (AIOIXY_FRAME_MIN..data room), 0 = min */
     bool flow_control;         /* pair: a full wire pushes back on the sender instead of dropping */

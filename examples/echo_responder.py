@@ -144,7 +144,9 @@ def main() -> int:
 
     async def serve() -> None:
         counts: dict[str, int] = {}
-        async with aioixy.open(args.device, force=args.force) as port:
+        # a UDP request from a host's own stack (veth, tap) may carry a partial checksum; the
+        # echo keeps it, so it must be completed on rx (xdp: when asked, packet: always)
+        async with aioixy.open(args.device, force=args.force, fix_checksums=True) as port:
             print(f"answering for {args.ip} on {args.device} ({port.mac})", flush=True)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(args.duration):

@@ -64,8 +64,10 @@ async def run(devices: list[str], duration: float, promisc: bool = False) -> dic
     # lossless on the built-in path: the null source pauses and the wire pushes back, so the
     # checker can demand a gapless sequence
     lossless = {"overflow": "pause", "flow_control": True}
-    # a real NIC filters by destination MAC: forwarding what is addressed to others needs promisc
-    opts = {"promisc": promisc} if devices else lossless
+    # a real NIC filters by destination MAC: forwarding what is addressed to others needs promisc;
+    # traffic a host sends into a veth/tap has partial checksums, which xdp: completes only when
+    # asked (packet: always does): forwarded as they came, the next kernel would drop them
+    opts = {"promisc": promisc, "fix_checksums": True} if devices else lossless
     async with contextlib.AsyncExitStack() as stack:
         a, b = [await stack.enter_async_context(aioixy.open(d, **opts))
                 for d in (devices or ["null", "pair:fwd:a"])]

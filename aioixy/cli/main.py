@@ -275,7 +275,10 @@ async def _pktgen(s: _Setup) -> None:
 async def _fwd(s: _Setup) -> None:
     from aioixy import jobs
 
-    a, b = await s.port(s.args.device_a), await s.port(s.args.device_b)
+    # forwarded frames must be finished ones: complete the partial checksums of a host's own
+    # traffic (veth, tap) on xdp: (packet: always does; docs/kernel-ports.md)
+    a = await s.port(s.args.device_a, fix_checksums=True)
+    b = await s.port(s.args.device_b, fix_checksums=True)
     s.start(jobs.forward(a, b, s.job), f"fwd {a.name} -> {b.name}")
     s.start(jobs.forward(b, a, s.job), f"fwd {b.name} -> {a.name}")
 

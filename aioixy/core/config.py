@@ -144,6 +144,11 @@ class PortConfig:
     #: default poll group, others get a thread per queue), "own" (a thread per queue), or an
     #: aioixy.PollGroup (its thread serves every queue of the port)
     poller: object = attrs.field(default="default")
+    #: ``xdp:``: complete partial TCP/UDP checksums of received frames (traffic the host
+    #: itself generated on a veth, tap or virtio_net carries them; AF_XDP does not say which
+    #: frames do). ``packet:`` always completes them, from the kernel's per-frame status;
+    #: other devices deliver what the wire carried. See docs/kernel-ports.md.
+    fix_checksums: bool = attrs.field(default=False, validator=_flag)
     options: str = attrs.field(default="", validator=_text("driver options, 'key=value,...'",
                                                            empty=True))
 
@@ -252,6 +257,8 @@ class PortConfig:
         d.vfio = self.vfio
         d.pkt_size = self.pkt_size
         d.flow_control = self.flow_control
+        d.tx_only = not self.rx
+        d.fix_checksums = self.fix_checksums
         opts = ffi.new("char[]", self.options.encode())
         d.options = opts
         c.batch_size = self.batch_size

@@ -1,6 +1,6 @@
 """A veth pair as a context manager, for tests that want one without the ``netlab`` fixture (the
 shared e2e suite, test_xdp.py): a thin wrapper over tests/kernel/netns.py's NetLab (unique names,
-offloads off, IPv6 off on the ends left here, removed afterwards, stale ones swept)."""
+default offloads, IPv6 off on the ends left here, removed afterwards, stale ones swept)."""
 
 from __future__ import annotations
 

@@ -4,24 +4,20 @@ Every name carries this process's pid (``ax<pid>x<n>...``), so parallel test run
 and :func:`sweep_stale` removes what a killed run left behind (its pid is gone). Nothing here
 touches an interface it did not create.
 
-Veth ends the lab creates get the kernel's offloads switched off (checksum, scatter-gather, TSO,
-GSO, GRO): a packet socket sees frames as the driver hands them over, and with offloads on, a
-namespace's TCP would hand over 64 KB super-frames with unfinished checksums, which no real wire
-carries (see docs/kernel-ports.md). The ends left in this (the root) namespace also get IPv6
-disabled, so that no router solicitation or DAD probe ever appears in a test's traffic.
+Veth ends keep the kernel's DEFAULT offloads: a namespace's UDP and TCP hand the veth frames
+with partial checksums and TCP hands it 64 KB GSO super-frames, as on any container's veth, and
+the kernel ports must cope with that (docs/kernel-ports.md). The ends left in this (the root)
+namespace get IPv6 disabled, so that no router solicitation or DAD probe ever appears in a
+test's traffic.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import fcntl
 import itertools
 import os
 import re
 import shutil
-import socket
-import struct
 import subprocess
 from collections.abc import Sequence
 
@@ -29,8 +25,6 @@ import attrs
 
 _PID = os.getpid()
 _counter = itertools.count()
-_ETHTOOL_OFF = (0x17, 0x19, 0x1F, 0x24, 0x2C)  # STXCSUM, SSG, STSO, SGSO, SGRO
-_SIOCETHTOOL = 0x8946
 _STALE = re.compile(r"^ax(\d+)x\d+")
 
 
@@ -93,16 +87,6 @@ def sweep_stale() -> list[str]:
     return removed
 
 
-def offloads_off(ifname: str) -> None:
-    """Switch checksum/SG/TSO/GSO/GRO offloads off (the ethtool ioctl, so no ethtool binary)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        for cmd in _ETHTOOL_OFF:
-            val = ctypes.create_string_buffer(struct.pack("II", cmd, 0))
-            ifr = struct.pack("16sP16x", ifname.encode(), ctypes.addressof(val))  # struct ifreq
-            with contextlib.suppress(OSError):  # a feature the driver cannot change
-                fcntl.ioctl(s.fileno(), _SIOCETHTOOL, ifr)
-
-
 @attrs.frozen
 class Veth:
     """A veth pair: end ``a`` in namespace ``ns_a``, end ``b`` in ``ns_b`` (None: here)."""
@@ -136,17 +120,15 @@ class NetLab:
         return name
 
     def veth(self, ns_a: str | None = None, ns_b: str | None = None, up: bool = True,
-             rx_queues: int = 1, default_offloads: bool = False) -> Veth:
-        """A veth pair; ``default_offloads=True`` leaves the kernel's offload settings as a new
-        veth has them (partial checksums, GSO), as on a user's machine."""
+             rx_queues: int = 1) -> Veth:
+        """A veth pair at the kernel's default offloads (partial checksums, GSO), as on a
+        user's machine."""
         a, b = self._name("a"), self._name("b")
         q = [] if rx_queues == 1 else ["numrxqueues", str(rx_queues), "numtxqueues",
                                        str(rx_queues)]
         ip("link", "add", a, *q, "type", "veth", "peer", "name", b, *q)
         self.links.append(a)
         for end, ns in ((a, ns_a), (b, ns_b)):
-            if not default_offloads:
-                offloads_off(end)
             if ns is None:
                 with open(f"/proc/sys/net/ipv6/conf/{end}/disable_ipv6", "w") as f:
                     f.write("1")

@@ -50,7 +50,7 @@ def _receiver(netlab, ns: str, port: int):
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_pktgen_reaches_a_kernel_udp_socket_with_correct_checksums(netlab, backend):
     ns = netlab.netns()
-    v = netlab.veth(ns_a=ns, default_offloads=True)
+    v = netlab.veth(ns_a=ns)
     ip("addr", "add", "198.18.1.1/24", "dev", v.a, ns=ns)
     mac = json.loads(ip("-j", "link", "show", v.a, ns=ns))[0]["address"]
     receiver = _receiver(netlab, ns, 9997)

@@ -47,6 +47,10 @@ struct aioixy_dev_config {
     /* software devices */
     uint32_t pkt_size;         /* null: generated frame size (AIOIXY_FRAME_MIN..data room), 0 = min */
     bool flow_control;         /* pair: a full wire pushes back on the sender instead of dropping */
+    /* kernel ports */
+    bool tx_only;              /* the port never receives (rx=False): take nothing from the
+                                * interface (xdp: attaches no program at all) */
+    bool fix_checksums;        /* xdp: complete partial TCP/UDP checksums on rx (bus/kframe.h) */
     /* free-form "key=value,key=value" driver options (e.g. "rate=1000" or model wiring) */
     const char *options;
 };

@@ -358,7 +358,9 @@ int aioixy_port_open(const char *device, const struct aioixy_port_config *cfg, s
     port->cfg = *cfg;
     port->cfg.dev.options = NULL; /* the caller's string is not kept */
     pthread_mutex_init(&port->ctl_lock, NULL);
-    rc = aioixy_dev_open(device, &cfg->dev, &port->dev);
+    struct aioixy_dev_config dc = cfg->dev;
+    dc.tx_only = dc.tx_only || !cfg->rx_enabled; /* the driver need not take any traffic */
+    rc = aioixy_dev_open(device, &dc, &port->dev);
     if (rc) {
         port->dev = NULL;
         destroy_port(port);

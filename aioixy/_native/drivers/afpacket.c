@@ -25,12 +25,14 @@
  * own rx (PACKET_IGNORE_OUTGOING), so the port sees what arrives on the wire, as a NIC would.
  */
 #include "device.h"
+#include "kframe.h"
 #include "netif.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <linux/virtio_net.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -48,6 +50,10 @@
 #endif
 
 #define RX_BLOCK_SIZE (1u << 16)    /* 64 KiB blocks: ~500 small frames or 40 full-size ones */
+/* V3 rx blocks hold a whole GSO super-frame (64 KiB of payload plus headers), which a host's
+ * own TCP hands to a veth or tap at default offloads; the frame is cut into segments here */
+#define RX_V3_BLOCK_SIZE (1u << 17)
+#define VNET_LEN ((uint32_t)sizeof(struct virtio_net_hdr))
 #define DEFAULT_RX_FRAMES 2048u     /* ring sized for this many 2 KiB frames (4 MiB) */
 #define DEFAULT_TX_FRAMES 1024u
 #define DEFAULT_RETIRE_MS 1u
@@ -67,14 +73,18 @@ struct pkt_queue {
         bool tx_full;              /* last tx_batch found no free slot: poll for POLLOUT */
         bool tx_retry;             /* the last kick failed: marked slots wait for another */
         bool rx_starved;           /* last rx_batch stopped for lack of pool buffers */
+        bool in_gso;               /* the current frame is a super-frame being cut: gso */
+        struct aioixy_gso gso;
     } w AIOIXY_CACHE_ALIGNED;
     /* written by the poller (single writer), read by stats */
     struct {
         _Atomic uint64_t rx_packets, rx_bytes, rx_errors, tx_packets, tx_bytes, tx_errors;
+        _Atomic uint64_t csum_completed, csum_left, gso_frames, gso_segments, gso_refused;
     } c AIOIXY_CACHE_ALIGNED;
     /* set at open */
     int fd AIOIXY_CACHE_ALIGNED;
     bool rx;
+    uint32_t vnet;                 /* VNET_LEN: PACKET_VNET_HDR is on (rx sockets); else 0 */
     uint8_t *map;
     size_t map_len;
     uint8_t *rx_ring;
@@ -109,7 +119,7 @@ static inline void status_store(volatile uint32_t *s, uint32_t v)
 
 static inline struct tpacket_block_desc *block_at(struct pkt_queue *pq, uint32_t i)
 {
-    return (struct tpacket_block_desc *)(pq->rx_ring + (size_t)i * RX_BLOCK_SIZE);
+    return (struct tpacket_block_desc *)(pq->rx_ring + (size_t)i * RX_V3_BLOCK_SIZE);
 }
 
 static void release_block(struct pkt_queue *pq)
@@ -140,6 +150,27 @@ struct rx_meta {
     uint16_t tci, tpid;
 };
 
+/* PACKET_VNET_HDR: the kernel writes a virtio_net_hdr right before each frame, saying whether
+ * its checksum is partial (and where it is) and whether it is a GSO super-frame. */
+static inline struct virtio_net_hdr vnet_of(const struct rx_meta *m)
+{
+    struct virtio_net_hdr v;
+    memcpy(&v, m->data - VNET_LEN, sizeof(v));
+    return v;
+}
+
+/* Put back the VLAN tag the kernel moved into metadata: the frame in b grows by 4 bytes. */
+static void insert_tag(const struct rx_meta *h, struct aioixy_pkt_buf *b)
+{
+    uint16_t tpid = (h->status & TP_STATUS_VLAN_TPID_VALID) ? h->tpid : ETH_P_8021Q;
+    memmove(b->data + 16, b->data + 12, b->len - 12);
+    b->data[12] = (uint8_t)(tpid >> 8);
+    b->data[13] = (uint8_t)tpid;
+    b->data[14] = (uint8_t)(h->tci >> 8);
+    b->data[15] = (uint8_t)h->tci;
+    b->len += 4;
+}
+
 /* Copy one ring frame into b; false if it cannot be delivered whole. */
 static bool copy_frame(const struct rx_meta *h, struct aioixy_pkt_buf *b, uint32_t room)
 {
@@ -168,6 +199,96 @@ static bool copy_frame(const struct rx_meta *h, struct aioixy_pkt_buf *b, uint32
     return true;
 }
 
+/* A frame copied into b whose checksum the kernel left partial: complete it. */
+static void finish_csum(struct pkt_queue *pq, const struct rx_meta *h, struct aioixy_pkt_buf *b)
+{
+    struct virtio_net_hdr v = vnet_of(h);
+    if (!(v.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM))
+        return;
+    uint32_t shift = (h->status & TP_STATUS_VLAN_VALID) ? 4 : 0; /* the tag we put back */
+    if (aioixy_kframe_complete(b->data, b->len, v.csum_start + shift, v.csum_offset))
+        aioixy_counter_add(&pq->c.csum_completed, 1);
+    else
+        aioixy_counter_add(&pq->c.csum_left, 1); /* not TCP/UDP: delivered as it came */
+}
+
+/* Is the frame a GSO super-frame (more than one wire frame)? Then set up its cutting; a
+ * super-frame that cannot be cut is counted (rx_errors, rx_gso_refused) and skipped. Returns
+ * true if the frame is to be cut (pq->w.gso ready), false to copy it as one frame. */
+static bool gso_start(struct pkt_queue *pq, const struct rx_meta *h, bool *refused)
+{
+    *refused = false;
+    struct virtio_net_hdr v = vnet_of(h);
+    if (v.gso_type == VIRTIO_NET_HDR_GSO_NONE)
+        return false;
+    if (h->len != h->snaplen || aioixy_gso_init(&pq->w.gso, h->data, h->len, v.gso_type, v.gso_size)) {
+        *refused = true;
+        return false;
+    }
+    pq->w.in_gso = true;
+    aioixy_counter_add(&pq->c.gso_frames, 1);
+    return true;
+}
+
+/* Cut segments of the current super-frame into up to n fresh buffers. Returns how many were
+ * written; *done when the frame is finished (or refused half-way: counted). */
+static uint32_t gso_cut(struct pkt_queue *pq, struct aioixy_mempool *pool, const struct rx_meta *h,
+                        struct aioixy_pkt_buf **bufs, uint32_t n, uint64_t *bytes, bool *done)
+{
+    uint32_t room = aioixy_mempool_data_room(pool);
+    uint32_t want = aioixy_gso_left(&pq->w.gso);
+    uint32_t tag = (h->status & TP_STATUS_VLAN_VALID) ? 4 : 0;
+    *done = false;
+    if (want > n)
+        want = n;
+    if (!want) {
+        *done = true;
+        pq->w.in_gso = false;
+        return 0;
+    }
+    if (!aioixy_mempool_alloc_bulk(pool, bufs, want)) {
+        pq->w.rx_starved = true;
+        return 0;
+    }
+    uint32_t got = 0;
+    while (got < want) {
+        struct aioixy_pkt_buf *b = bufs[got];
+        uint32_t len = room > tag ? aioixy_gso_next(&pq->w.gso, b->data, room - tag) : 0;
+        if (!len) { /* a segment longer than a buffer: the rest of the frame cannot be delivered */
+            aioixy_counter_add(&pq->c.gso_refused, 1);
+            aioixy_counter_add(&pq->c.rx_errors, 1);
+            pq->w.in_gso = false;
+            break;
+        }
+        b->len = len;
+        if (tag)
+            insert_tag(h, b);
+        *bytes += b->len;
+        got++;
+    }
+    if (got < want)
+        aioixy_mempool_free_bulk(bufs + got, want - got);
+    aioixy_counter_add(&pq->c.gso_segments, got);
+    if (!pq->w.in_gso || !aioixy_gso_left(&pq->w.gso)) {
+        pq->w.in_gso = false;
+        *done = true;
+    }
+    return got;
+}
+
+static inline struct rx_meta meta_v3(const struct tpacket3_hdr *h)
+{
+    return (struct rx_meta){(const uint8_t *)h + h->tp_mac, h->tp_snaplen, h->tp_len,
+                            h->tp_status, h->hv1.tp_vlan_tci, h->hv1.tp_vlan_tpid};
+}
+
+static inline void next_frame_v3(struct pkt_queue *pq)
+{
+    pq->w.pkt = (struct tpacket3_hdr *)((uint8_t *)pq->w.pkt + pq->w.pkt->tp_next_offset);
+    if (--pq->w.left == 0)
+        release_block(pq); /* back to the kernel at once, not on the next call */
+}
+
 static uint32_t rx_v3(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n)
 {
     struct pkt_dev *pd = (struct pkt_dev *)dev;
@@ -180,31 +301,52 @@ static uint32_t rx_v3(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf 
     while (got < n) {
         if (!pq->w.blk && !open_block(pq))
             break;
+        if (!pq->w.left) {
+            release_block(pq);
+            continue;
+        }
+        if (pq->w.in_gso) { /* a super-frame being cut, possibly over several calls */
+            struct rx_meta m = meta_v3(pq->w.pkt);
+            bool done;
+            got += gso_cut(pq, pool, &m, bufs + got, n - got, &bytes, &done);
+            if (!done)
+                break; /* bufs full, or the pool is empty */
+            next_frame_v3(pq);
+            continue;
+        }
         uint32_t take = pq->w.left < n - got ? pq->w.left : n - got;
-        if (take && !aioixy_mempool_alloc_bulk(pool, bufs + got, take)) {
+        if (!aioixy_mempool_alloc_bulk(pool, bufs + got, take)) {
             pq->w.rx_starved = true; /* Python holds the pool: leave the frames in the ring */
             break;
         }
         uint32_t kept = 0;
         for (uint32_t i = 0; i < take; i++) {
-            struct tpacket3_hdr *h = pq->w.pkt;
+            struct rx_meta m = meta_v3(pq->w.pkt);
+            if (pq->vnet) {
+                bool refused;
+                if (gso_start(pq, &m, &refused))
+                    break; /* cut on the next round of the outer loop */
+                if (refused) {
+                    aioixy_counter_add(&pq->c.gso_refused, 1);
+                    bad++;
+                    next_frame_v3(pq);
+                    continue;
+                }
+            }
             struct aioixy_pkt_buf *b = bufs[got + kept];
-            struct rx_meta m = {(const uint8_t *)h + h->tp_mac, h->tp_snaplen, h->tp_len,
-                                h->tp_status, h->hv1.tp_vlan_tci, h->hv1.tp_vlan_tpid};
             if (copy_frame(&m, b, room)) {
+                if (pq->vnet)
+                    finish_csum(pq, &m, b);
                 bytes += b->len;
                 kept++;
             } else {
                 bad++;
             }
-            pq->w.pkt = (struct tpacket3_hdr *)((uint8_t *)h + h->tp_next_offset);
+            next_frame_v3(pq);
         }
         if (kept < take) /* the spare buffers sit at the tail of what was allocated */
             aioixy_mempool_free_bulk(bufs + got + kept, take - kept);
         got += kept;
-        pq->w.left -= take;
-        if (pq->w.left == 0)
-            release_block(pq); /* back to the kernel at once, not on the next call */
     }
     if (got) {
         aioixy_counter_add(&pq->c.rx_packets, got);
@@ -246,10 +388,17 @@ static uint32_t rx_v2(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf 
         struct tpacket2_hdr *h = slot_v2(pq, head);
         struct rx_meta m = {(const uint8_t *)h + h->tp_mac, h->tp_snaplen, h->tp_len,
                             h->tp_status, h->tp_vlan_tci, h->tp_vlan_tpid};
-        if (copy_frame(&m, bufs[got], room))
-            bytes += bufs[got++]->len;
-        else
+        if (pq->vnet && vnet_of(&m).gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+            /* a V2 slot holds one MTU frame: a super-frame arrives truncated and cannot be cut */
+            aioixy_counter_add(&pq->c.gso_refused, 1);
             bad++;
+        } else if (copy_frame(&m, bufs[got], room)) {
+            if (pq->vnet)
+                finish_csum(pq, &m, bufs[got]);
+            bytes += bufs[got++]->len;
+        } else {
+            bad++;
+        }
         status_store(&h->tp_status, TP_STATUS_KERNEL);
         head = head + 1 == pq->rx_frames ? 0 : head + 1;
     }
@@ -286,7 +435,8 @@ static uint32_t pkt_tx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf
     uint32_t head = pq->w.tx_head;
     for (; taken < n; taken++) {
         struct aioixy_pkt_buf *b = bufs[taken];
-        if (b->len < ETH_HLEN || b->len > pd->max_frame || b->len > pq->tx_frame_size - pq->tx_data_off) {
+        if (b->len < ETH_HLEN || b->len > pd->max_frame ||
+            b->len + pq->vnet > pq->tx_frame_size - pq->tx_data_off) {
             refused++; /* the kernel would refuse it too: drop it here, counted */
             continue;
         }
@@ -297,18 +447,22 @@ static uint32_t pkt_tx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf
             status = &h->tp_status;
             if (status_load(status) != TP_STATUS_AVAILABLE)
                 break; /* ring full: the kernel has not sent this slot's previous frame yet */
-            h->tp_len = b->len;
-            h->tp_snaplen = b->len;
+            h->tp_len = b->len + pq->vnet;
+            h->tp_snaplen = b->len + pq->vnet;
         } else {
             struct tpacket3_hdr *h = (struct tpacket3_hdr *)slot;
             status = &h->tp_status;
             if (status_load(status) != TP_STATUS_AVAILABLE)
                 break;
-            h->tp_len = b->len;
-            h->tp_snaplen = b->len;
+            h->tp_len = b->len + pq->vnet;
+            h->tp_snaplen = b->len + pq->vnet;
             h->tp_next_offset = 0;
         }
-        memcpy(slot + pq->tx_data_off, b->data, b->len);
+        /* with PACKET_VNET_HDR the kernel reads a virtio_net_hdr first: all zero, a finished
+         * frame (no checksum or segmentation left to do) */
+        if (pq->vnet)
+            memset(slot + pq->tx_data_off, 0, pq->vnet);
+        memcpy(slot + pq->tx_data_off + pq->vnet, b->data, b->len);
         status_store(status, TP_STATUS_SEND_REQUEST);
         bytes += b->len;
         queued++;
@@ -361,6 +515,7 @@ static void pkt_stats(struct aioixy_dev *dev, struct aioixy_dev_stats *out)
     }
     out->rx_missed = pd->kernel_drops;
     pthread_mutex_unlock(&pd->lock);
+    uint64_t csum_done = 0, csum_left = 0, gso_frames = 0, gso_segs = 0, gso_refused = 0;
     for (uint16_t i = 0; i < pd->nq; i++) {
         struct pkt_queue *pq = &pd->q[i];
 #define LD(f) atomic_load_explicit(&pq->c.f, memory_order_relaxed)
@@ -370,7 +525,25 @@ static void pkt_stats(struct aioixy_dev *dev, struct aioixy_dev_stats *out)
         out->tx_packets += LD(tx_packets);
         out->tx_bytes += LD(tx_bytes);
         out->tx_errors += LD(tx_errors);
+        csum_done += LD(csum_completed);
+        csum_left += LD(csum_left);
+        gso_frames += LD(gso_frames);
+        gso_segs += LD(gso_segments);
+        gso_refused += LD(gso_refused);
 #undef LD
+    }
+    const struct { const char *name; uint64_t v; } ex[] = {
+        {"rx_csum_completed", csum_done},   /* partial checksums finished (kframe.h) */
+        {"rx_csum_left_partial", csum_left}, /* partial, but not TCP/UDP: delivered as is */
+        {"rx_gso_frames", gso_frames},       /* super-frames cut into segments */
+        {"rx_gso_segments", gso_segs},       /* the segments they gave */
+        {"rx_gso_refused", gso_refused},     /* super-frames that could not be cut (rx_errors) */
+    };
+    out->num_extra = 0;
+    for (size_t i = 0; i < sizeof(ex) / sizeof(ex[0]) && i < AIOIXY_STATS_EXTRA; i++) {
+        snprintf(out->extra[i].name, sizeof(out->extra[i].name), "%s", ex[i].name);
+        out->extra[i].value = ex[i].v;
+        out->num_extra++;
     }
 }
 
@@ -492,7 +665,7 @@ static int open_queue(struct pkt_dev *pd, uint16_t i, const struct aioixy_dev_co
                       const struct pkt_opts *o, int *fanout_id)
 {
     struct pkt_queue *pq = &pd->q[i];
-    pq->rx = i < pd->dev.num_rx_queues;
+    pq->rx = i < pd->dev.num_rx_queues && !cfg->tx_only; /* rx=False: receive nothing */
     /* protocol 0: no frame reaches the socket before its ring exists and it is bound */
     pq->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
     if (pq->fd < 0)
@@ -507,6 +680,10 @@ static int open_queue(struct pkt_dev *pd, uint16_t i, const struct aioixy_dev_co
         return sock_err(pd, "PACKET_QDISC_BYPASS", errno);
     if (pq->rx && setsockopt(pq->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &v, sizeof(v)))
         return sock_err(pd, "PACKET_IGNORE_OUTGOING (needs Linux 4.20)", errno);
+    /* per frame: partial checksum (where) and GSO (segment size), see kframe.h */
+    if (pq->rx && setsockopt(pq->fd, SOL_PACKET, PACKET_VNET_HDR, &v, sizeof(v)))
+        return sock_err(pd, "PACKET_VNET_HDR", errno);
+    pq->vnet = pq->rx ? VNET_LEN : 0;
 
     size_t rx_len = 0;
     uint32_t room = (cfg->buf_size ? cfg->buf_size : AIOIXY_DEFAULT_BUF_SIZE) - AIOIXY_PKT_HEADER;
@@ -515,7 +692,7 @@ static int open_queue(struct pkt_dev *pd, uint16_t i, const struct aioixy_dev_co
          * (and at most the MTU plus headers), a power of two so slots tile the blocks */
         uint32_t want = pd->max_frame < room ? pd->max_frame : room;
         uint32_t fsz = 2048;
-        while (fsz < want + TPACKET2_HDRLEN + 16 && fsz < RX_BLOCK_SIZE)
+        while (fsz < want + TPACKET2_HDRLEN + 16 + VNET_LEN && fsz < RX_BLOCK_SIZE)
             fsz *= 2;
         uint32_t frames = cfg->rx_descs ? cfg->rx_descs : DEFAULT_RX_FRAMES;
         uint32_t per_block = RX_BLOCK_SIZE / fsz;
@@ -534,23 +711,23 @@ static int open_queue(struct pkt_dev *pd, uint16_t i, const struct aioixy_dev_co
     } else if (pq->rx) {
         uint32_t frames = cfg->rx_descs ? cfg->rx_descs : DEFAULT_RX_FRAMES;
         uint64_t bytes = (uint64_t)frames * 2048u;
-        pq->rx_blocks = (uint32_t)((bytes + RX_BLOCK_SIZE - 1) / RX_BLOCK_SIZE);
+        pq->rx_blocks = (uint32_t)((bytes + RX_V3_BLOCK_SIZE - 1) / RX_V3_BLOCK_SIZE);
         if (pq->rx_blocks < 2)
             pq->rx_blocks = 2; /* one being filled, one being read */
         struct tpacket_req3 req = {
-            .tp_block_size = RX_BLOCK_SIZE,
+            .tp_block_size = RX_V3_BLOCK_SIZE,
             .tp_block_nr = pq->rx_blocks,
             .tp_frame_size = 2048,
-            .tp_frame_nr = pq->rx_blocks * (RX_BLOCK_SIZE / 2048),
+            .tp_frame_nr = pq->rx_blocks * (RX_V3_BLOCK_SIZE / 2048),
             .tp_retire_blk_tov = o->retire_ms,
         };
         if (setsockopt(pq->fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)))
             return sock_err(pd, "PACKET_RX_RING", errno);
-        rx_len = (size_t)pq->rx_blocks * RX_BLOCK_SIZE;
+        rx_len = (size_t)pq->rx_blocks * RX_V3_BLOCK_SIZE;
     }
     pq->tx_data_off = o->v2 ? TX_DATA_OFF_V2 : TX_DATA_OFF_V3;
     uint32_t fsz = 2048;
-    while (fsz < room + pq->tx_data_off && fsz < RX_BLOCK_SIZE)
+    while (fsz < room + pq->tx_data_off + pq->vnet && fsz < RX_BLOCK_SIZE)
         fsz *= 2;
     pq->tx_frame_size = fsz;
     uint32_t txf = cfg->tx_descs ? cfg->tx_descs : DEFAULT_TX_FRAMES;

@@ -34,6 +34,7 @@
 
 #include "bpf.h"
 #include "device.h"
+#include "kframe.h"
 #include "netif.h"
 
 #ifndef AF_XDP
@@ -64,7 +65,7 @@ struct xq {
     /* counters: single writer (the poller), read by read_stats */
     struct {
         _Atomic uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
-        _Atomic uint64_t tx_kicks, fill_kicks, tx_too_long;
+        _Atomic uint64_t tx_kicks, fill_kicks, tx_too_long, csum_fixed;
     } st AIOIXY_CACHE_ALIGNED;
     /* set at open */
     int fd AIOIXY_CACHE_ALIGNED;
@@ -72,6 +73,7 @@ struct xq {
     bool receives;    /* rx queue: gets an XSKMAP entry */
     bool in_map;      /* its XSKMAP entry is in place */
     bool zero_copy;
+    bool fix_csum;    /* fix_checksums: complete partial TCP/UDP checksums on rx */
     struct aioixy_mempool *pool;
     uint8_t *umem;
     size_t umem_len;
@@ -86,8 +88,9 @@ struct xq {
 struct xdp_dev {
     struct aioixy_dev dev;
     struct aioixy_netif nif;
-    struct aioixy_xdp_prog *prog;
+    struct aioixy_xdp_prog *prog; /* NULL for a tx-only port */
     int promisc_fd;   /* AF_PACKET socket holding our promiscuous membership, -1 if none */
+    bool fix_csum;
     struct xq *q[AIOIXY_MAX_QUEUES];
 };
 
@@ -197,7 +200,7 @@ static uint32_t xdp_rx_batch(struct aioixy_dev *dev, uint16_t qi, struct aioixy_
     if (avail > n)
         avail = n;
     const struct xdp_desc *ring = q->rx.desc;
-    uint64_t bytes = 0;
+    uint64_t bytes = 0, fixed = 0;
     for (uint32_t i = 0; i < avail; i++) {
         const struct xdp_desc *d = &ring[(cons + i) & q->rx.mask];
         /* unaligned mode: the address we posted, plus the data offset in the top 16 bits */
@@ -216,7 +219,11 @@ static uint32_t xdp_rx_batch(struct aioixy_dev *dev, uint16_t qi, struct aioixy_
         q->held[buf_index(q, b)] = 0;
         bufs[i] = b;
         bytes += len;
+        if (q->fix_csum && aioixy_kframe_fix_partial(b->data, len))
+            fixed++;
     }
+    if (fixed)
+        aioixy_counter_add(&q->st.csum_fixed, fixed);
     if (avail) {
         q->rx.cached_cons = cons + avail;
         atomic_store_explicit(q->rx.consumer, cons + avail, memory_order_release);
@@ -323,7 +330,7 @@ static void xdp_stats(struct aioixy_dev *dev, struct aioixy_dev_stats *out)
     struct xdp_dev *x = X(dev);
     struct xdp_statistics sum;
     memset(&sum, 0, sizeof(sum));
-    uint64_t kicks_tx = 0, kicks_fill = 0, too_long = 0;
+    uint64_t kicks_tx = 0, kicks_fill = 0, too_long = 0, csum_fixed = 0;
     bool zc = true;
     uint16_t nq = dev->num_rx_queues > dev->num_tx_queues ? dev->num_rx_queues : dev->num_tx_queues;
     for (uint16_t i = 0; i < nq; i++) {
@@ -336,6 +343,7 @@ static void xdp_stats(struct aioixy_dev *dev, struct aioixy_dev_stats *out)
         kicks_tx += LD(tx_kicks);
         kicks_fill += LD(fill_kicks);
         too_long += LD(tx_too_long);
+        csum_fixed += LD(csum_fixed);
 #undef LD
         zc = zc && q->zero_copy;
         struct xdp_statistics s;
@@ -364,8 +372,10 @@ static void xdp_stats(struct aioixy_dev *dev, struct aioixy_dev_stats *out)
         {"tx_kicks", kicks_tx},
         {"fill_kicks", kicks_fill},
         {"tx_dropped_bad_length", too_long}, /* shorter than 14 or longer than MTU + 18 */
-        {"xdp_native", strcmp(aioixy_xdp_mode_name(x->prog), "native") == 0},
-        {"xdp_link", aioixy_xdp_is_link(x->prog)},
+        {"rx_csum_completed", csum_fixed}, /* fix_checksums: partial checksums finished */
+        /* a tx-only port attaches no program */
+        {"xdp_native", x->prog && strcmp(aioixy_xdp_mode_name(x->prog), "native") == 0},
+        {"xdp_link", x->prog && aioixy_xdp_is_link(x->prog)},
     };
     out->num_extra = 0;
     for (size_t i = 0; i < sizeof(ex) / sizeof(ex[0]) && i < AIOIXY_STATS_EXTRA; i++) {
@@ -516,6 +526,7 @@ static int open_queue(struct xdp_dev *x, uint16_t i, uint32_t ifq, bool rx, uint
     q->fd = -1;
     q->ifq = ifq;
     q->receives = rx;
+    q->fix_csum = x->fix_csum;
     q->pool = x->dev.pools[i];
     q->umem = aioixy_mempool_region(q->pool, &q->umem_len);
     q->buf_size = aioixy_mempool_buf_size(q->pool);
@@ -701,14 +712,18 @@ static int xdp_open(const char *name, const struct aioixy_dev_config *cfg, struc
     pc.buf_size = bs;
     if ((rc = aioixy_dev_create_pools(dev, &pc)) != 0)
         goto fail;
+    x->fix_csum = cfg->fix_checksums;
     /* the program first: removing a stale one frees its XSKMAP, and with it the dead process's
-     * sockets that would otherwise keep our queues busy */
-    if ((rc = aioixy_xdp_acquire(nif.ifindex, ifname, mode, how, cfg->force, &x->prog)) != 0)
+     * sockets that would otherwise keep our queues busy. A tx-only port (rx=False: pktgen,
+     * replay) attaches none: it must not take a single frame from the kernel, and an AF_XDP
+     * socket transmits without any program */
+    uint16_t nrx = cfg->tx_only ? 0 : cfg->rx_queues;
+    if (nrx && (rc = aioixy_xdp_acquire(nif.ifindex, ifname, mode, how, cfg->force, &x->prog)) != 0)
         goto fail;
     for (uint16_t i = 0; i < nq; i++)
-        if ((rc = open_queue(x, i, first + i, i < cfg->rx_queues, (uint32_t)rxs, (uint32_t)txs, zc_mode)) != 0)
+        if ((rc = open_queue(x, i, first + i, i < nrx, (uint32_t)rxs, (uint32_t)txs, zc_mode)) != 0)
             goto fail;
-    for (uint16_t i = 0; i < cfg->rx_queues; i++)
+    for (uint16_t i = 0; i < nrx; i++)
         if ((rc = aioixy_xdp_bind_queue(x->prog, x->q[i]->ifq, x->q[i]->fd)) != 0)
             goto fail;
         else

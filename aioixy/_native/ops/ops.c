@@ -2,6 +2,8 @@
  * network order, so nothing here depends on host byte order or alignment. */
 #include "ops.h"
 
+#include "csum.h"
+
 #include <string.h>
 
 static inline uint32_t rd16(const uint8_t *p) { return (uint32_t)p[0] << 8 | p[1]; }
@@ -44,53 +46,11 @@ static inline void parse(const uint8_t *d, uint32_t len, struct hdrs *h)
                len >= h->l4 + 4;
 }
 
-/* ---- ones' complement arithmetic (RFC 1071, RFC 1624) ------------------------------------ */
+/* ---- ones' complement arithmetic: core/csum.h ---------------------------------------- */
 
-static inline uint32_t fold(uint64_t s)
-{
-    s = (s & 0xffffffffu) + (s >> 32);
-    s = (s & 0xffffu) + (s >> 16);
-    s = (s & 0xffffu) + (s >> 16);
-    s = (s & 0xffffu) + (s >> 16);
-    return (uint32_t)s;
-}
-
-/* The ones' complement sum of len bytes, folded to 16 bits, in network order. Words are
- * loaded in host order, four bytes at a time, and the folded sum is byte-swapped once at the
- * end: the sum is independent of byte order up to that swap (RFC 1071, 2.B). */
-static uint64_t sum_bytes(const uint8_t *p, uint32_t len)
-{
-    uint64_t s = 0;
-    uint32_t i = 0;
-    for (; i + 4 <= len; i += 4) {
-        uint32_t w;
-        memcpy(&w, p + i, 4);
-        s += w;
-    }
-    if (i + 2 <= len) {
-        uint16_t w;
-        memcpy(&w, p + i, 2);
-        s += w;
-        i += 2;
-    }
-    if (i < len) { /* a last odd byte is the high half of a network-order word */
-        uint8_t last[2] = {p[i], 0};
-        uint16_t w;
-        memcpy(&w, last, 2);
-        s += w;
-    }
-    uint32_t f = fold(s);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    f = (uint32_t)__builtin_bswap16((uint16_t)f);
-#endif
-    return f;
-}
-
-/* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for a 16-bit word changing from m to m'. */
-static inline uint32_t csum_adjust(uint32_t hc, uint32_t old, uint32_t new_)
-{
-    return ~fold((uint64_t)(~hc & 0xffffu) + (~old & 0xffffu) + new_) & 0xffffu;
-}
+#define fold aioixy_csum_fold
+#define sum_bytes aioixy_csum_bytes
+#define csum_adjust aioixy_csum_adjust
 
 /* ---- fields -------------------------------------------------------------------------------- */
 

@@ -4,6 +4,7 @@
                                              [--snaplen B] [--json]
 
 Without --device it captures from the built-in null device (numbered Ethernet/IPv4/UDP frames).
+Ctrl-C or SIGTERM ends the capture cleanly: the file holds every packet counted in the summary.
 Each batch is written straight from the packet buffers (no copy into Python objects) with one
 timestamp per batch: the batch is what arrived together.
 """
@@ -11,13 +12,12 @@ timestamp per batch: the batch is what arrived together.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import sys
 import time
 
 import aioixy
+from aioixy.jobs import until_stopped
 from aioixy.jobs.pcap import PcapWriter
 
 
@@ -39,10 +39,11 @@ async def run(path: str, device: str, count: int | None, duration: float | None,
     with open(path, "wb") as f:
         writer = PcapWriter(f, snaplen=snaplen)
         async with aioixy.open(device, **opts) as port:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(capture(port, writer, count), duration)
+            # until the count, the duration, Ctrl-C or SIGTERM, whichever comes first
+            done = await until_stopped(capture(port, writer, count), timeout=duration)
             stats = port.stats()
     return {"file": path, "packets": writer.count, "device": device,
+            "stopped": "count" if done is not None else "duration or signal",
             "rx_dropped": stats.rx_dropped, "pools_whole": aioixy.native_pools_alive() == 0}
 
 

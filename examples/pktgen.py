@@ -7,7 +7,8 @@ Frames are filled a batch at a time by aioixy.Generator (one native call per bat
 per packet). With --device it sends there. Without, it sends on pair:gen:a and a receiver on
 pair:gen:b checks, with batch operations, every frame's sequence number, IPv4 and UDP checksums
 and destination, and counts each flow (flow f has UDP source port 1024 + f, so a NIC's RSS would
-spread the flows over queues).
+spread the flows over queues). Ctrl-C or SIGTERM stops it cleanly with the summary of what
+was sent (and received) so far.
 """
 
 from __future__ import annotations
@@ -22,17 +23,23 @@ from collections import Counter
 import aioixy
 from aioixy.core.frames import SEQ_OFFSET
 from aioixy.core.generator import parse_size
-from aioixy.jobs import RateLimiter
+from aioixy.jobs import RateLimiter, until_stopped
 
 BURST = 256
 
 
-async def generate(gen: aioixy.Generator, count: int, limiter: RateLimiter) -> int:
-    sent = 0
-    while sent < count:
-        n = await limiter.allow(min(BURST, count - sent))  # awaits until the rate allows n
-        sent += await gen.send(n, batch=n)
-    return sent
+async def generate(gen: aioixy.Generator, count: int, limiter: RateLimiter,
+                   sent: list[int]) -> None:
+    """Send `count` frames; sent[0] counts those that went, also when stopped by a signal
+    (``gen.send`` would say so only by returning, which a cancelled call does not)."""
+    while sent[0] < count:
+        n = await limiter.allow(min(BURST, count - sent[0]))  # awaits until the rate allows n
+        b = gen.batch(n)
+        try:
+            await gen.port.tx(b, queue=gen.queue)
+        finally:  # a tx cancelled while it waits for ring space has sent a prefix
+            sent[0] += n - len(b)
+            b.release()
 
 
 async def receive(port: aioixy.Port, spec: aioixy.FrameSpec, count: int,
@@ -62,26 +69,39 @@ async def run(args: argparse.Namespace) -> dict:
     spec = aioixy.FrameSpec(size=parse_size(args.size), flows=args.flows, dst_ip=args.dst_ip,
                             dport=args.dport)
     lossless = {"flow_control": True, "overflow": "pause"}
+    sent = [0]
+    stop = asyncio.Event()  # Ctrl-C, SIGTERM
     if args.device:
         async with aioixy.open(args.device, rx=False) as port:
             t0 = time.perf_counter()
-            sent = await generate(aioixy.Generator(port, spec), args.count, limiter)
-            return {"sent": sent, "seconds": round(time.perf_counter() - t0, 3)}
+            await until_stopped(generate(aioixy.Generator(port, spec), args.count, limiter,
+                                         sent), stop)
+            elapsed = time.perf_counter() - t0
+        return {"sent": sent[0], "seconds": round(elapsed, 3), "interrupted": stop.is_set(),
+                "pools_whole": aioixy.native_pools_alive() == 0}
     per_flow: Counter = Counter()
     errors: list[str] = []
+
+    async def self_test(a: aioixy.Port, b: aioixy.Port) -> None:
+        rx = asyncio.create_task(receive(b, spec, args.count, per_flow, errors))
+        try:
+            await generate(aioixy.Generator(a, spec), args.count, limiter, sent)
+            await asyncio.wait_for(rx, 10)
+        except TimeoutError:
+            errors.append(f"timed out with {sum(per_flow.values())} of {sent[0]} received")
+        finally:
+            rx.cancel()
+            await asyncio.gather(rx, return_exceptions=True)
+
     async with aioixy.open("pair:gen:a", **lossless) as a, \
             aioixy.open("pair:gen:b", **lossless) as b:
         t0 = time.perf_counter()
-        rx = asyncio.create_task(receive(b, spec, args.count, per_flow, errors))
-        sent = await generate(aioixy.Generator(a, spec), args.count, limiter)
-        try:
-            await asyncio.wait_for(rx, 10)
-        except TimeoutError:
-            errors.append(f"timed out with {sum(per_flow.values())} of {sent} received")
+        await until_stopped(self_test(a, b), stop)
         elapsed = time.perf_counter() - t0
-    return {"sent": sent, "received": sum(per_flow.values()), "per_flow": dict(per_flow),
+    return {"sent": sent[0], "received": sum(per_flow.values()), "per_flow": dict(per_flow),
             "errors": errors[:5], "seconds": round(elapsed, 3),
-            "pps": round(sent / elapsed), "pools_whole": aioixy.native_pools_alive() == 0}
+            "pps": round(sent[0] / elapsed), "interrupted": stop.is_set(),
+            "pools_whole": aioixy.native_pools_alive() == 0}
 
 
 def main() -> int:
@@ -103,7 +123,7 @@ def main() -> int:
         return 2
     print(json.dumps(summary) if args.json else
           "\n".join(f"{k}: {v}" for k, v in summary.items()))
-    return 0 if not summary.get("errors") and summary.get("pools_whole", True) else 1
+    return 0 if not summary.get("errors") and summary["pools_whole"] else 1
 
 
 if __name__ == "__main__":

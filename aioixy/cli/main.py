@@ -10,7 +10,6 @@ import gc
 import json
 import math
 import os
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -382,16 +381,13 @@ async def _run_job(args: argparse.Namespace) -> dict:
     return summary
 
 
-#: Ctrl-C, and what `timeout`, systemd and docker send: both stop the job cleanly (ports closed,
-#: buffers back in their pools, the pcap file ends on a whole record) and print the summary
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
 def _stop_on_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in STOP_SIGNALS:
-        with contextlib.suppress(NotImplementedError):  # not on Windows' loops
-            loop.add_signal_handler(sig, stop.set)
+    """Ctrl-C, and what `timeout`, systemd and docker send: both stop the job cleanly (ports
+    closed, buffers back in their pools, the pcap file ends on a whole record) and print the
+    summary."""
+    from aioixy.jobs import stop_on_signals
+
+    stop_on_signals(stop)
 
 
 async def _tx_drained(ports, timeout: float = 1.0) -> None:

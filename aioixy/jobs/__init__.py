@@ -11,6 +11,7 @@ from aioixy.jobs.job import Job
 from aioixy.jobs.pktgen import pktgen
 from aioixy.jobs.rate import RateLimiter, check_rate
 from aioixy.jobs.send import send_frames
+from aioixy.jobs.stopping import stop_on_signals, until_stopped
 
 __all__ = ["Job", "RateLimiter", "check_rate", "dump", "forward", "load_pcap", "pktgen",
-           "replay", "send_frames"]
+           "replay", "send_frames", "stop_on_signals", "until_stopped"]

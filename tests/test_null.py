@@ -217,3 +217,14 @@ async def test_an_idle_port_sleeps_on_its_doorbell_instead_of_spinning():
         assert 1 <= st.idle_sleeps <= 20, st
     with pytest.raises(aioixy.InvalidOption, match="larger than sleep_max_us"):
         aioixy.IdlePolicy(sleep_min_us=100, sleep_max_us=10)
+
+
+async def test_a_poller_blocked_on_a_full_rx_ring_sleeps_instead_of_spinning():
+    # overflow="pause" and nobody reading: the ring fills and the source still has frames.
+    # Python draining the ring sends no signal, so the poller takes short timed sleeps; it
+    # must not spin on "the device has frames" (a CPU hog the scheduler then starves)
+    async with aioixy.open("null", overflow="pause", ring_size=64) as port:
+        await asyncio.sleep(0.3)
+        st = port.queue_stats(0)
+        assert st.rx_ring_used == 64, st
+        assert st.idle_sleeps > 10, st

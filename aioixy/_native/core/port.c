@@ -190,8 +190,15 @@ bool aioixy_queue_sleep_check(struct port_queue *q, struct pollfd *pfd, bool *ti
         pfd->events = events;
         pfd->revents = 0;
     } else if (fd == AIOIXY_POLL_RX_READY) {
-        /* rx work is only work if this queue pulls rx (a tx-only null port has "frames") */
-        return q->do_rx;
+        /* rx work is only work if this queue pulls rx (a tx-only null port has "frames") and
+         * has room for it: a full rx ring in PAUSE mode is drained by Python without a signal,
+         * so that takes a short timed sleep, as before. Spinning there instead made the poller
+         * a CPU hog that a loaded machine's scheduler then kept off the CPU for whole slices. */
+        if (!q->do_rx)
+            return false;
+        if (q->port->cfg.overflow != AIOIXY_OVERFLOW_PAUSE || aioixy_ring_producer_space(q->rx_ring))
+            return true;
+        *timed = true;
     } else if (fd != AIOIXY_POLL_DOORBELL) {
         *timed = true;
     }

@@ -18,6 +18,7 @@ import aioixy
 from aioixy._ffi import ffi, lib
 from aioixy.core import packet
 from aioixy.devices import netlist, sim
+from aioixy.testing import frame_seq
 from aioixy.testing.pytest_plugin import inject
 from tests.test_sim82599 import ENABLE, Dma, rdbal
 
@@ -588,3 +589,40 @@ def test_model_catches_a_buffer_size_beyond_the_field(srrctl):
             assert r.read(rdbal(0) + 0x28) & ENABLE == 0
     finally:
         ring.free()
+
+
+# ------------------------------------------------------------------ 13. bad frames: CRCERRS, RXE
+
+FCTRL, SBP = 0x5080, 1 << 1
+
+
+async def test_bad_crc_frames_are_dropped_by_the_mac_and_counted():
+    # every 4th generated frame has a bad CRC: the MAC drops it (CRCERRS, in rx_errors)
+    card = _card()
+    async with aioixy.open(f"sim-82599:{card}:0", options="wire=gen,count=40,crcerr=4") as p:
+        got = await _drain_until(p, lambda g: len(g) >= 30, timeout=10)
+        assert [frame_seq(d) for d, _ in got] == [s for s in range(40) if s % 4 != 3]
+        assert _wait(lambda: p.device_stats().rx_errors == 10), p.device_stats()
+    assert sim.faults(card) == []
+
+
+async def test_frames_stored_with_rxe_are_not_delivered():
+    # FCTRL.SBP (store bad packets, which the driver never sets) makes the MAC store bad-CRC
+    # frames with RXE (bit 29 of the 82599's extended errors): the driver must drop them. The
+    # receiver pauses the generator (flow control) until SBP is set, so most bad frames take
+    # that path; those dropped by the MAC before are counted once (CRCERRS), the stored ones
+    # twice (CRCERRS and the driver's drop)
+    card, count = _card(), 4000
+    async with aioixy.open(f"sim-82599:{card}:0", flow_control=True, overflow="pause",
+                           options=f"wire=gen,count={count},crcerr=4") as p:
+        await asyncio.sleep(0.3)  # nobody reads: rings fill, the generator is paused
+        peek = Peek(card)
+        peek.write(FCTRL, peek(FCTRL) | SBP)
+        got = await _drain_until(p, lambda g: len(g) >= count * 3 // 4, timeout=60)
+        assert [frame_seq(d) for d, _ in got] == [s for s in range(count) if s % 4 != 3]
+        good, bad = len(got), count // 4
+        assert _wait(lambda: p.device_stats().rx_errors > bad), p.device_stats()
+        d = p.device_stats()
+        # the stored bad frames reached host memory (QPRC) and were dropped by the driver
+        assert d.rx_packets - good == d.rx_errors - bad > 0, d
+    assert sim.faults(card) == []

@@ -13,6 +13,7 @@ traffic generator: ``flows=N``, ``size=BYTES``, ``count=N`` frames, or endless),
 ``id=10FB`` (the PCI device id it plays), ``lms=N`` (the link mode its EEPROM loads into
 AUTOC.LMS, 0..7). Slow hardware: ``secrx=MS|never`` (SECRXSTAT.SECRX_RDY that long after
 SECRXCTRL.RX_DIS) and ``gio=MS|never`` (STATUS.GIO clears that long after CTRL.GIO_DIS).
+Bad frames: ``crcerr=N`` (every Nth generated frame has a bad CRC).
 
 :class:`RegisterAccess` lets a test (or a student) play the driver by hand: the model checks
 those accesses exactly as it checks the real driver's, so it is how the model's mistake

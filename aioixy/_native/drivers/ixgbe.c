@@ -305,6 +305,7 @@ static void harvest_stats(struct ixgbe_dev *d)
     t->tx_bytes += gotc >= 4ull * gptc ? gotc - 4ull * gptc : 0;
     /* frames the MAC dropped for exceeding the size limit (MAXFRS / JUMBOEN): receive errors */
     t->rx_errors += rd(d, IXGBE_ROC);
+    t->rx_errors += rd(d, IXGBE_CRCERRS); /* bad CRC (Linux: rx_errors = crcerrs + rlec) */
     (void)rd(d, IXGBE_GPRC); /* clear-on-read: keep it from saturating, it is not used */
     (void)rd(d, IXGBE_GORCL);
     (void)rd(d, IXGBE_GORCH);

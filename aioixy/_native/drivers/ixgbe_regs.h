@@ -135,6 +135,7 @@
 #define IXGBE_LINKS_SPEED_100M (1u << 28)
 
 /* 8.2.3.23 Statistics (all clear on read) */
+#define IXGBE_CRCERRS 0x04000                 /* frames with a bad CRC */
 #define IXGBE_ROC 0x040AC                     /* frames over the size limit, dropped */
 #define IXGBE_GPRC 0x04074
 #define IXGBE_GPTC 0x04080

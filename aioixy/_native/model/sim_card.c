@@ -125,7 +125,7 @@ static void *card_thread(void *arg)
 /* the card options (the registry checks them for aioixy.open; parse_options again for
  * aioixy_sim_attach's direct callers, sim.RegisterAccess) */
 static const char *const sim_options[] = {"wire", "flows", "size", "count", "peer", "id", "lms",
-                                          "secrx", "gio", NULL};
+                                          "secrx", "gio", "crcerr", NULL};
 
 /* A delay option in milliseconds, or "never": how long the model makes a driver wait. */
 static int delay_option(const char *options, const char *key, uint64_t dflt_ns, uint64_t *out)
@@ -221,6 +221,11 @@ static int parse_options(struct sim_card *c, const char *options, bool flow_cont
         return rc;
     if (rc)
         c->gen_count = n;
+    c->gen_crcerr = 0;
+    if ((rc = aioixy_opt_u64(options, "crcerr", 2, 65536, &n, "sim-82599")) < 0)
+        return rc;
+    if (rc)
+        c->gen_crcerr = (uint32_t)n;
     if (aioixy_opt_get(options, "peer", v, sizeof(v))) {
         if (c->wire != WIRE_CABLE)
             return aioixy_set_error(AIOIXY_EINVAL, "sim-82599: peer=%s needs wire=cable (port 0's "

@@ -59,10 +59,13 @@ uint32_t sim_generate(struct sim_port *p, uint64_t now)
         return 0;
     }
     if (!c->flow_control && sim_rx_rings_full(p)) {
-        /* as if each had gone through the receive engine: good frames, no descriptor */
-        p->gprc += due;
-        p->gorc += due * (c->gen_size + 4u);
-        sim_rx_no_descriptor(p, 0, due);
+        /* as if each had gone through the receive engine: good frames, no descriptor; the bad
+         * ones (crcerr=N: sequence numbers N-1, 2N-1, ...) counted as CRC errors */
+        uint64_t bad = c->gen_crcerr ? (p->gen_sent + due) / c->gen_crcerr - p->gen_sent / c->gen_crcerr : 0;
+        p->crcerrs += bad;
+        p->gprc += due - bad;
+        p->gorc += (due - bad) * (c->gen_size + 4u);
+        sim_rx_no_descriptor(p, 0, due - bad);
         p->gen_sent += due;
         p->gen_clock += due * ns_per_frame;
         return 0; /* cheap: let the thread back off */
@@ -70,7 +73,8 @@ uint32_t sim_generate(struct sim_port *p, uint64_t now)
     uint32_t made = 0;
     while (made < SIM_BUDGET && made < due) {
         uint32_t len = gen_frame(p, p->gen_sent, p->frame);
-        if (sim_rx_frame(p, p->frame, len, c->flow_control) == RX_STALL) {
+        bool crc_ok = !c->gen_crcerr || p->gen_sent % c->gen_crcerr != c->gen_crcerr - 1;
+        if (sim_rx_frame_crc(p, p->frame, len, c->flow_control, crc_ok) == RX_STALL) {
             p->gen_clock = now; /* PAUSE: nothing accrues while the receiver pushes back */
             return made;
         }

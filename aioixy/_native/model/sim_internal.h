@@ -61,6 +61,7 @@ struct sim_port {
     uint64_t gio_clear_at;   /* CTRL.GIO_DIS set: STATUS.GIO clears then (SIM_NEVER: stuck) */
     bool double_reset_due;   /* reset while STATUS.GIO was stuck: a second CTRL.RST must follow */
     uint64_t roc;            /* ROC: frames over the size limit, dropped by the MAC */
+    uint64_t crcerrs;        /* CRCERRS: frames with a bad CRC */
     uint64_t last_arrival;   /* when a frame last reached the MAC (link up), for the errata */
     bool rx_hung;            /* RXEN set under traffic without the SECRX sequence (errata) */
     struct sim_ring rx[SIM_QUEUES], tx[SIM_QUEUES];
@@ -94,6 +95,7 @@ struct sim_card {
     bool flow_control;
     uint32_t gen_flows, gen_size;
     uint64_t gen_count; /* 0 = forever */
+    uint32_t gen_crcerr; /* option crcerr=N: every Nth generated frame has a bad CRC (0 = none) */
     char options[128];
     /* peer=DEVICE: port 0's cable goes to a software device the model drives through the
      * device interface (only the model thread calls its rx/tx, as the contract requires) */
@@ -152,6 +154,9 @@ static inline int sim_rx_stat_index(struct sim_port *p, int q)
 int sim_rss_queue(struct sim_port *p, const uint8_t *f, uint32_t len, uint32_t *type, uint32_t *hash);
 /* sim_rx.c */
 int sim_rx_frame(struct sim_port *p, const uint8_t *f, uint32_t len, bool may_stall);
+/* the same for a frame whose CRC may be bad (crc_ok false): dropped and counted in CRCERRS, or
+ * with FCTRL.SBP stored with RXE in its descriptor */
+int sim_rx_frame_crc(struct sim_port *p, const uint8_t *f, uint32_t len, bool may_stall, bool crc_ok);
 uint32_t sim_ring_free(struct sim_port *p, int q);
 /* `frames` found rx queue q without a free descriptor: QPRDC with DROP_EN, else MPC */
 void sim_rx_no_descriptor(struct sim_port *p, int q, uint64_t frames);

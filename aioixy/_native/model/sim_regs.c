@@ -79,7 +79,7 @@ void sim_port_defaults(struct sim_port *p)
     p->link_at = 0;
     p->secrx_rdy_at = 0;
     p->gio_clear_at = 0;
-    p->roc = 0;
+    p->roc = p->crcerrs = 0;
     p->rx_hung = false;
     /* the MAC address the EEPROM would load */
     sim_reg_set(p, IXGBE_RAL(0), (uint32_t)p->mac[0] | (uint32_t)p->mac[1] << 8 |
@@ -161,7 +161,7 @@ static bool is_stat(uint32_t reg)
     int q;
     uint32_t w;
     return reg == IXGBE_GPRC || reg == IXGBE_GPTC || reg == IXGBE_GORCL || reg == IXGBE_GORCH ||
-           reg == IXGBE_ROC ||
+           reg == IXGBE_ROC || reg == IXGBE_CRCERRS ||
            reg == IXGBE_GOTCL || reg == IXGBE_GOTCH || (reg >= IXGBE_MPC(0) && reg <= IXGBE_MPC(7)) ||
            (ring_reg(reg, 0x01000, &q, &w) && w >= 0x30 && w <= 0x38) ||
            (ring_reg(reg, IXGBE_QPRDC(0), &q, &w) && w == 0) || (ring_reg(reg, 0x06000, &q, &w) && w == 0x30);
@@ -211,6 +211,7 @@ uint32_t aioixy_sim_mmio_read(struct sim_port *p, uint32_t reg)
     if (is_stat(reg)) {
         if (reg == IXGBE_GPRC) v = take32(&p->gprc);
         else if (reg == IXGBE_ROC) v = take32(&p->roc);
+        else if (reg == IXGBE_CRCERRS) v = take32(&p->crcerrs);
         else if (reg == IXGBE_GPTC) v = take32(&p->gptc);
         else if (reg == IXGBE_GORCL) {
             uint64_t o = p->gorc;

@@ -98,6 +98,11 @@ void sim_rx_no_descriptor(struct sim_port *p, int q, uint64_t frames)
 
 int sim_rx_frame(struct sim_port *p, const uint8_t *f, uint32_t len, bool may_stall)
 {
+    return sim_rx_frame_crc(p, f, len, may_stall, true);
+}
+
+int sim_rx_frame_crc(struct sim_port *p, const uint8_t *f, uint32_t len, bool may_stall, bool crc_ok)
+{
     if (!p->attached || !(sim_reg(p, IXGBE_LINKS) & IXGBE_LINKS_UP))
         return RX_DROPPED; /* nobody listening: the frame is lost on the wire, uncounted */
     if (!(sim_reg(p, IXGBE_RXCTRL) & IXGBE_RXCTRL_RXEN)) {
@@ -113,13 +118,25 @@ int sim_rx_frame(struct sim_port *p, const uint8_t *f, uint32_t len, bool may_st
                        ? (sim_reg(p, IXGBE_MAXFRS) & IXGBE_MAXFRS_MFS_MASK) >> IXGBE_MAXFRS_MFS_SHIFT
                        : IXGBE_FRAME_MAX_STD;
     if (len + 4u > max) {
-        p->roc++;
+        if (crc_ok)
+            p->roc++;
+        else
+            p->crcerrs++;
         return RX_DROPPED;
+    }
+    /* a bad CRC: counted, and dropped unless FCTRL.SBP (store bad packets) asks for it to be
+     * stored, marked RXE ("any MAC error", extended error bit 29 on the 82599) */
+    if (!crc_ok) {
+        p->crcerrs++;
+        if (!(sim_reg(p, IXGBE_FCTRL) & IXGBE_FCTRL_SBP))
+            return RX_DROPPED;
     }
     /* a good frame for us: GPRC/GORC count it even if it is then missed (DPDK: "gprc counts
      * missed packets"; Linux subtracts MPC from it) */
-    p->gprc++;
-    p->gorc += len + 4u; /* the CRC was on the wire, stripped or not */
+    if (crc_ok) { /* a stored bad frame (SBP) is not a good one */
+        p->gprc++;
+        p->gorc += len + 4u; /* the CRC was on the wire, stripped or not */
+    }
     /* rx DMA hung (erratum), the security block stopped, or PCIe mastering disabled: nothing
      * leaves the packet buffer */
     if (p->rx_hung || (sim_reg(p, IXGBE_SECRXCTRL) & IXGBE_SECRXCTRL_RX_DIS) ||
@@ -138,8 +155,12 @@ int sim_rx_frame(struct sim_port *p, const uint8_t *f, uint32_t len, bool may_st
     uint32_t need = (len + bsize - 1) / bsize;
     if (sim_ring_free(p, q) < need) {
         if (may_stall) {
-            p->gprc--; /* PAUSE: the frame stays with the sender, it has not been received */
-            p->gorc -= len + 4u;
+            if (crc_ok) { /* PAUSE: the frame stays with the sender, it has not been received */
+                p->gprc--;
+                p->gorc -= len + 4u;
+            } else {
+                p->crcerrs--;
+            }
             return RX_STALL;
         }
         sim_rx_no_descriptor(p, q, 1);
@@ -167,7 +188,8 @@ int sim_rx_frame(struct sim_port *p, const uint8_t *f, uint32_t len, bool may_st
         d->wb.vlan = 0;
         /* a frame larger than one buffer: a chain of descriptors, EOP (and the status of the
          * whole frame) only on the last (7.1.6) */
-        uint32_t st = IXGBE_RXD_STAT_DD | (off == len ? IXGBE_RXD_STAT_EOP | csum : 0);
+        uint32_t st = IXGBE_RXD_STAT_DD |
+                      (off == len ? IXGBE_RXD_STAT_EOP | csum | (crc_ok ? 0 : IXGBE_RXD_ERR_RXE) : 0);
         __atomic_store_n(&d->wb.status_error, st, __ATOMIC_RELEASE);
         r->head = (r->head + 1) & (r->n - 1);
     }

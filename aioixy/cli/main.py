@@ -34,7 +34,8 @@ exit codes:
   1  mempools not whole after the run (buffers leaked), or demo frames out of order: a bug;
      please report it
   2  bad arguments or input: an option out of range, an unknown driver option, a file that
-     cannot be read or is not a pcap file, a bad --http-token, a missing extra
+     cannot be read (or written) or is not a pcap/pcapng file, a bad --http-token, a missing
+     extra
   3  device or system error: no such device, busy, not permitted, no hugepages, device
      failure, an HTTP address that cannot be bound
   4  a job died mid-run (e.g. a mempool ran dry); the summary names it and the error
@@ -45,6 +46,8 @@ DEMO_SECONDS = 5.0
 
 #: the largest frame any port's buffer can hold (the largest buffers less their header)
 MAX_FRAME = lib.AIOIXY_MAX_BUF_SIZE - lib.AIOIXY_PKT_HEADER
+#: the most bytes of a packet a capture keeps (tcpdump's default snap length)
+MAX_SNAPLEN = lib.AIOIXY_CAP_MAX_SNAPLEN
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -204,9 +207,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("device_a")
     p.add_argument("device_b")
     _add_common(p)
-    p = sub.add_parser("dump", help="capture to a pcap file")
+    p = sub.add_parser("dump", help="capture to a pcap or pcapng file")
     p.add_argument("device")
-    p.add_argument("--write", "-w", required=True, metavar="FILE.pcap")
+    p.add_argument("--write", "-w", required=True, metavar="FILE",
+                   help="the capture file; '-' writes to standard output (the summary then "
+                        "goes to stderr)")
+    p.add_argument("--format", choices=["pcap", "pcapng"], default="pcap",
+                   help="pcap (tcpdump's, microseconds; the default) or pcapng (Wireshark's "
+                        "default, nanoseconds)")
+    p.add_argument("--snaplen", "-s", type=_int_in(0, MAX_SNAPLEN), default=0, metavar="B",
+                   help=f"bytes kept of each packet (0, the default: {MAX_SNAPLEN})")
+    p.add_argument("--file-size", "-C", type=_int_in(1, 10**6), metavar="MB",
+                   help="start a new file once the current one holds MB million bytes: FILE, "
+                        "FILE1, FILE2, ... (like tcpdump -C)")
+    p.add_argument("--files", "-W", type=_int_in(1, 10**6), metavar="N",
+                   help="with -C: a ring of N files FILE0..FILE<N-1>, the oldest overwritten")
     p.add_argument("--count", type=_int_in(0, 2**63), help="stop after this many packets")
     _add_common(p)
     p = sub.add_parser("replay", help="send the packets of a pcap file")
@@ -284,19 +299,26 @@ async def _fwd(s: _Setup) -> None:
 
 async def _dump(s: _Setup) -> None:
     from aioixy import jobs
-    from aioixy.jobs.pcap import PcapWriter
+    from aioixy.jobs.capfile import CaptureWriter
 
     a = s.args
+    if a.files is not None and a.file_size is None:
+        raise UsageError("--files (-W) needs --file-size (-C): a ring of files of that size")
+    if a.write == "-" and a.file_size is not None:
+        raise UsageError("--file-size (-C): standard output cannot be split into files")
     try:
-        # unbuffered: every write hands the file whole records, so however the process
-        # ends, the capture ends on a record boundary
-        f = s.stack.enter_context(open(a.write, "wb", buffering=0))  # noqa: SIM115
+        writer = CaptureWriter(a.write, a.format, a.snaplen or MAX_SNAPLEN,
+                               a.file_size * 10**6 if a.file_size else None, a.files)
     except OSError as exc:
-        raise UsageError(f"{a.write}: {exc.strerror or exc}") from None
+        raise UsageError(f"{exc.filename or a.write}: {exc.strerror or exc}") from None
+    s.stack.callback(writer.close)
     p = await s.port(a.device)
 
     async def dump() -> None:  # a file that fails (a full disk) ends the job
-        await jobs.dump(p, s.job, PcapWriter(f), a.count)
+        try:
+            await jobs.dump(p, s.job, writer, a.count)
+        finally:
+            s.job.extra["files"] = list(dict.fromkeys(writer.paths))
 
     s.start(dump(), f"dump {p.name} to {a.write}")
 
@@ -458,6 +480,8 @@ async def _status(job, ports, show: bool) -> None:
         drops = sum(p.stats().rx_dropped for p in ports if not p.closed)
         line = (f"{job.name}: {units.count(job.packets)} packets, "
                 f"{units.rates(rate, byte_rate)}, {units.count(drops)} rx dropped")
+        if "writer_dropped" in job.extra:
+            line += f", {units.count(job.extra['writer_dropped'])} dropped by the writer"
         print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr,
               flush=True)
 
@@ -526,8 +550,10 @@ def _cmd_job(args: argparse.Namespace) -> int:
     from aioixy.jobs import units
 
     summary = _runner(args)(_run_job(args))
+    # `dump -w -` writes the capture to stdout: everything else goes to stderr
+    out = sys.stderr if getattr(args, "write", None) == "-" else sys.stdout
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(summary), file=out)
     else:
         if sys.stderr.isatty():
             print(file=sys.stderr)
@@ -535,7 +561,12 @@ def _cmd_job(args: argparse.Namespace) -> int:
         dead = "".join(f"; DIED: {d['task']}: {d['error']}" for d in summary["dead"])
         print(f"{summary['job']}: {units.count(summary['packets'])} packets in "
               f"{summary['seconds']} s ({units.packet_rate(summary['pps'])}, "
-              f"{units.scaled(summary['bps'], 'bit/s')}); mempools {pools}{dead}")
+              f"{units.scaled(summary['bps'], 'bit/s')}); mempools {pools}{dead}", file=out)
+        if "writer_dropped" in summary:
+            print(f"{summary['job']}: {units.count(summary['writer_dropped'])} dropped by the "
+                  "writer (its output not keeping up), "
+                  f"{units.count(sum(p['rx_dropped'] for p in summary['ports'].values()))} "
+                  "dropped by the port (rx ring full)", file=out)
     for d in summary["dead"]:
         print(f"aioixy: {d['task']} died: {d['error']}", file=sys.stderr)
     return exit_code(summary)

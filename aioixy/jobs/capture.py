@@ -2,37 +2,39 @@
 
 from __future__ import annotations
 
-import time
-
 import aioixy
+from aioixy.jobs.capfile import CaptureWriter
 from aioixy.jobs.job import Job
-from aioixy.jobs.pcap import PcapReader, PcapWriter
+from aioixy.jobs.pcap import open_capture
 from aioixy.jobs.rate import RateLimiter
 from aioixy.jobs.send import send_frames
 
 
-async def dump(port: aioixy.Port, job: Job, writer: PcapWriter, count: int | None = None) -> None:
-    """Write what `port` receives (a batch per write: the file only ever holds whole records)."""
+async def dump(port: aioixy.Port, job: Job, writer: CaptureWriter,
+               count: int | None = None) -> None:
+    """Write what `port` receives, a batch per native write, until `count` or job.stop.
+
+    ``job.extra["writer_dropped"]`` counts what the writer dropped itself (its output, a pipe,
+    not keeping up), apart from the port's rx drops."""
+    job.extra["writer_dropped"] = 0
     async for batch in port.rx():
         with batch:
-            pkts = list(batch)
-            if count is not None:
-                pkts = pkts[:count - job.packets]
-            writer.write_many([pkt.data for pkt in pkts], time.time())
-            job.packets += len(pkts)
-            job.bytes += sum(len(pkt) for pkt in pkts)
-            del pkts
+            left = None if count is None else count - job.packets
+            before = writer.bytes
+            job.packets += writer.write(batch, left)
+            job.bytes += writer.bytes - before
+            job.extra["writer_dropped"] = writer.dropped
         if job.stop.is_set() or (count is not None and job.packets >= count):
             return
 
 
 def load_pcap(path: str) -> tuple[list[bytes], str | None]:
-    """The frames of a pcap file and, if its last record was cut short, what was cut.
+    """The frames of a pcap or pcapng file and, if its last record was cut short, what was cut.
 
-    Raises PcapError for a file that is not a readable pcap file, OSError if it cannot be read.
+    Raises PcapError for a file that is neither (or corrupt), OSError if it cannot be read.
     """
     with open(path, "rb") as f:
-        reader = PcapReader(f)
+        reader = open_capture(f)
         frames = [data for _, data in reader]
     return frames, reader.truncated
 

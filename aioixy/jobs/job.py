@@ -20,6 +20,8 @@ class Job:
     packets: int = 0
     bytes: int = 0
     stop: asyncio.Event = attrs.field(factory=asyncio.Event, repr=False)
+    #: what one job adds to its summary (dump: the writer's own drops, the files written)
+    extra: dict = attrs.field(factory=dict)
 
     def summary(self, ports: list[aioixy.Port]) -> dict:
         elapsed = (self.stopped or time.monotonic()) - self.started
@@ -34,4 +36,5 @@ class Job:
                                "tx_packets": s.tx_packets, "rx_dropped": s.rx_dropped,
                                "rx_missed": s.rx_missed, "tx_dropped": s.tx_dropped}
                       for p in ports if not p.closed},
+            **self.extra,
         }

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -36,6 +38,49 @@ def test_pktgen_size_range_and_addressing_flags():
     assert s["packets"] == 5000 and s["ports"]["null"]["tx_packets"] == 5000
     # uniform over 60..1000: the mean is ~530 bytes, far from either end
     assert 400 * 5000 < s["bytes"] < 660 * 5000, s["bytes"]
+
+
+def test_dump_pcapng_ring_and_snaplen_read_by_tshark(tmp_path):
+    import shutil
+
+    from tests.tiers import unavailable
+
+    if shutil.which("tshark") is None:
+        unavailable("tshark is not installed (apt-get install tshark)")
+    base = tmp_path / "ring.pcapng"
+    r = run(["-m", "aioixy", "dump", "null:size=500", "-w", str(base), "--format", "pcapng",
+             "-s", "100", "-C", "1", "-W", "2", "--count", "10000", "--json"])
+    assert r.returncode == 0, r.stderr
+    s = last_json(r.stdout)
+    assert s["packets"] == 10000 and s["writer_dropped"] == 0
+    assert s["files"] == [f"{base}0", f"{base}1"]
+    for name in s["files"]:
+        t = subprocess.run(["tshark", "-r", name, "-T", "fields", "-e", "frame.len", "-e",
+                            "frame.cap_len"], capture_output=True, text=True, check=True)
+        lines = set(t.stdout.splitlines())
+        assert lines == {"500\t100"}, lines
+
+
+def test_dump_to_stdout_drops_in_the_writer_when_the_reader_is_slow():
+    """`dump -w -`: the capture on stdout, the summary on stderr, the writer's drops apart."""
+    import subprocess as sp
+    import sys
+
+    from aioixy.jobs.pcap import open_capture
+
+    p = sp.Popen([sys.executable, "-m", "aioixy", "dump", "null", "-w", "-", "--format",
+                  "pcapng", "--duration", "2", "--json"], stdout=sp.PIPE, stderr=sp.PIPE)
+    data = bytearray()
+    t0 = time.monotonic()
+    while chunk := p.stdout.read(4096):  # a slow reader: 4 KiB every 10 ms
+        data += chunk
+        time.sleep(0.01 if time.monotonic() - t0 < 3 else 0)
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=30) == 0, err
+    s = last_json(err)
+    reader = open_capture(io.BytesIO(bytes(data)))
+    assert len(list(reader)) == s["packets"] > 0 and reader.truncated is None
+    assert s["writer_dropped"] > 0
 
 
 def test_fwd_null_into_pair_json():
@@ -408,6 +453,9 @@ EXIT_CASES = [
      "rate 1e+308: at most 1e+09 packets per second"),
     (["replay", "{short}", "null", "--rate", "2e9"], 2, "at most 1e+09"),
     (["pktgen", "null", "--rate", "inf", "--count", "10"], 2, "must be a positive number"),
+    (["dump", "null", "-w", "{tmp}/x", "-W", "3"], 2, "--files (-W) needs --file-size (-C)"),
+    (["dump", "null", "-w", "-", "-C", "3"], 2, "standard output cannot be split"),
+    (["dump", "null", "-w", "{tmp}/x", "-s", "262145"], 2, "argument --snaplen/-s: 262145"),
     (["pktgen", "null", "--size", "100-90"], 2, "100-90: the range's low end is above"),
     (["pktgen", "null", "--size", "60-70000"], 2, "argument --size: 70000 is not in 60..65472"),
     (["pktgen", "null", "--size", "60-3000"], 2, "--size 3000: a 2048-byte buffer holds"),
@@ -416,9 +464,9 @@ EXIT_CASES = [
     (["pktgen", "null", "--dport", "65536"], 2, "argument --dport: 65536 is not in 0..65535"),
     (["pktgen", "null", "--flows", "0"], 2, "argument --flows: 0 is not in 1..16777216"),
     (["pktgen", "null", "--vary", "ttl"], 2, "argument --vary: invalid choice: 'ttl'"),
-    (["replay", "{garbage}", "null"], 2, "garbage.pcap: not a pcap file (magic 74686973"),
+    (["replay", "{garbage}", "null"], 2, "garbage.pcap: not a pcap or pcapng file (magic 74686973"),
     (["replay", "{short}", "null"], 2, "short.pcap: file too short for a pcap header"),
-    (["replay", "{pcapng}", "null"], 2, "pcapng is not supported"),
+    (["replay", "{pcapng}", "null"], 2, "pcapng section header: bad byte-order magic"),
     (["replay", "{huge-record}", "null"], 2, "record 1 claims 1073741824 bytes"),
     (["replay", "{tmp}/missing.pcap", "null"], 2, "missing.pcap: No such file or directory"),
     (["dump", "null", "-w", "{tmp}/no/such/dir/x.pcap"], 2, "No such file or directory"),
@@ -428,7 +476,8 @@ EXIT_CASES = [
     (["fwd", "null", "pair:cliopt:a", "--options", "size=70"], 2, "pair: takes no options"),
     (["pktgen", "no-such-device", "--count", "1"], 3, "unknown device 'no-such-device'"),
     (["pktgen", "0000:ff:1f.7", "--count", "1"], 3, "no PCI device at 0000:ff:1f.7"),
-    (["dump", "null", "-w", "/dev/full"], 4, "dump null to /dev/full died: OSError"),
+    # the file header is written before the device is opened: a full disk is found then
+    (["dump", "null", "-w", "/dev/full"], 2, "/dev/full: No space left on device"),
 ]
 
 

@@ -9,10 +9,20 @@
  *  - the board (option id=, default 10FB): its EEPROM link mode in AUTOC/AUTOC2; AN_RESTART
  *    (self-clearing) brings the link up only in a mode the medium supports and while the
  *    AUTOC2 link-disable bits are clear (media per id as Linux ixgbe_get_media_type_82599);
- *  - reset only after the stop sequence: queues and RXEN off, CTRL.GIO_DIS with STATUS.GIO
- *    clear (datasheet 5.2.5.3.2, Linux ixgbe_stop_adapter_generic / ixgbe_disable_pcie_master);
+ *  - reset only after the stop sequence: queues and RXEN off, queues stopped with SWFLSH,
+ *    CTRL.GIO_DIS with STATUS.GIO clear - or, when GIO does not clear (option gio=MS|never),
+ *    two resets in a row (datasheet 5.2.5.3.2, Linux ixgbe_stop_adapter_generic /
+ *    ixgbe_disable_pcie_master); CTRL.RST keeps a link that is up, LNK_RST takes it down and
+ *    is a fault with the link up (Linux ixgbe_reset_hw_82599);
  *  - the rx-enable erratum: RXEN under traffic without SECRXCTRL.RX_DIS + SECRXSTAT.SECRX_RDY
- *    hangs the rx DMA (Linux ixgbe_enable_rx_dma_82599);
+ *    hangs the rx DMA (Linux ixgbe_enable_rx_dma_82599); SECRX_RDY late or never (option
+ *    secrx=MS|never); RDRXCTL must have RSCACKC/FCOE_WRFIX set, RSCFRSTSIZE clear at RXEN;
+ *  - the EEPROM's link mode per board, or another (option lms=N); ANLP1.AN_STATE leaves 0 at
+ *    AN_RESTART;
+ *  - the size limit: frames over MAXFRS.MFS (HLREG0.JUMBOEN) or 1518 bytes dropped, in ROC;
+ *    bad CRCs from the generator (option crcerr=N) dropped into CRCERRS, or stored with RXE
+ *    under FCTRL.SBP;
+ *  - the 82598-compatible register aliases (SRRCTL, DCA_RXCTRL, RAL/RAH of the first 16);
  *  - DCA_RXCTRL bit 12 (must be 0: ixy, Snabb) and the relaxed-ordering bits (Linux
  *    ixgbe_start_hw_gen2) come up set and must be cleared before a queue is enabled; packet
  *    buffer sizes and TXPBTHRESH checked at RXEN / DMATXCTL.TE (Linux ixgbe_set_rxpba);

@@ -9,7 +9,7 @@ from aioixy.core.config import IdlePolicy, PortConfig, path_pool_size
 from aioixy.core.generator import FrameSpec, Generator
 from aioixy.core.packet import Packet, PacketBatch, merge
 from aioixy.core.pollgroup import PollGroup
-from aioixy.core.port import Port, RxStream, native_pools_alive, open
+from aioixy.core.port import Port, RxStream, native_bad_frees, native_pools_alive, open
 from aioixy.core.runner import run
 from aioixy.core.stats import DeviceStats, LinkStatus, PortStats, QueueStats
 from aioixy.errors import (
@@ -43,5 +43,5 @@ __all__ = [
     "NoHugepages", "NotPermitted", "OutOfMemory", "Packet", "PacketBatch", "PacketRejected",
     "PacketReleased", "PollGroup", "PoolExhausted", "PoolSizeWarning", "Port", "PortClosed",
     "PortConfig", "PortForked", "PortStats", "QueueStats", "RxStream", "WrongThread", "merge",
-    "native_pools_alive", "open", "path_pool_size", "run",
+    "native_bad_frees", "native_pools_alive", "open", "path_pool_size", "run",
 ]

@@ -40,9 +40,9 @@ def pool():
 
 def make_batch(pool, frames: list[bytes]) -> PacketBatch:
     n = len(frames)
-    arr = ffi.new("struct aioixy_pkt_buf *[]", max(n, 1))
-    assert lib.aioixy_mempool_alloc_bulk(pool, arr, n) == n
-    batch = PacketBatch(arr, n)
+    batch = PacketBatch(n)
+    assert lib.aioixy_mempool_alloc_bulk(pool, batch._bufs, n) == n
+    batch._filled(n)
     for pkt, f in zip(batch, frames, strict=True):
         pkt.write(f)
     return batch

@@ -13,13 +13,18 @@ A buffer is in flight at most once: a tx that names the same packet twice is ref
 a ``tx`` of a batch waits for ring space the batch is busy (:class:`BatchBusy` for a release or
 another tx of it), so no buffer the native ring may already hold is ever freed or sent twice.
 
+Ownership changes hands inside the native call that moves the buffers (a tx, a release, a
+split or merge NULLs the slots it took in the batch's own array), so an exception raised between
+a native call and the Python bookkeeping after it (a signal handler: Ctrl-C, SIGALRM, SIGTERM
+turned into SystemExit) cannot leave a buffer owned twice or by nobody: a batch whose
+bookkeeping was cut short is marked ``_dirty`` and recounts its array before its next use.
+
 A memoryview obtained from ``pkt.data`` is NOT tracked: do not keep it past the packet's
 release (the same rule as a buffer you got from ``mmap``).
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from itertools import repeat
 
@@ -27,9 +32,17 @@ from aioixy._ffi import ffi, lib
 from aioixy.errors import BatchBusy, InvalidOption, PacketReleased
 from aioixy.ops.batch import BatchOps, native_mask
 
-_free_bulk = lib.aioixy_mempool_free_bulk
+_free_slots = lib.aioixy_mempool_free_slots
+_release_array = lib.aioixy_buf_array_release
+_new, _gc, _cast = ffi.new, ffi.gc, ffi.cast
+_tx_take = lib.aioixy_tx_take
+_tx_take_slots = lib.aioixy_tx_take_slots
+_split_take = lib.aioixy_ops_split_take
+_take_all = lib.aioixy_ops_take_all
 _unpack = ffi.unpack
 _NULL = ffi.NULL
+_BUF_ARRAY = "struct aioixy_pkt_buf *[]"
+_SLOT = "struct aioixy_pkt_buf *"
 
 #: ``Packet.rx_flags`` bits (the native AIOIXY_RX_* values): checked without bad = good
 RX_IP_CSUM_CHECKED = lib.AIOIXY_RX_IP_CSUM_CHECKED
@@ -50,6 +63,8 @@ class Packet:
 
     def _buf(self):
         batch = self._batch
+        if batch._dirty:
+            batch._sync()
         i = self._i
         if i < batch._start or (batch._holes and not batch._bufs[i]):
             raise PacketReleased("this packet was sent or released")
@@ -57,6 +72,8 @@ class Packet:
 
     def __len__(self) -> int:
         batch = self._batch
+        if batch._dirty:
+            batch._sync()
         i = self._i
         if i < batch._start or (batch._holes and not batch._bufs[i]):
             raise PacketReleased("this packet was sent or released")
@@ -127,19 +144,52 @@ class PacketBatch(BatchOps):
     :class:`aioixy.ops.batch.BatchOps`; split and merge, which move ownership, are here.
     """
 
-    __slots__ = ("__weakref__", "_bufs", "_busy", "_holes", "_n", "_start")
+    __slots__ = ("__weakref__", "_arr", "_bufs", "_busy", "_dirty", "_holes", "_n", "_start")
 
-    def __init__(self, bufs, n: int) -> None:
-        self._bufs = bufs
-        self._n = n
+    def __init__(self, capacity: int) -> None:
+        """An empty batch with room for `capacity` buffers. A native call fills its array
+        (``_bufs``), then :meth:`_filled` records how many it put there; until then (or if that
+        bookkeeping never runs) the batch counts its non-NULL slots when it is used. The array
+        frees whatever it still holds when it is garbage collected, in native code (nothing a
+        signal handler could interrupt half-way)."""
+        # slot 0: the slot count, for the native destructor (aioixy_buf_array_release)
+        raw = _new(_BUF_ARRAY, capacity + 1)
+        raw[0] = _cast(_SLOT, capacity)
+        self._arr = _gc(raw, _release_array)
+        self._bufs = raw + 1
+        self._n = capacity
         self._start = 0  # slots before _start are no longer ours
         self._holes = 0  # slots after _start taken individually (set to NULL)
-        self._busy = 0  # txs of (packets of) this batch waiting for ring space
+        # txs of (packets of) this batch waiting for ring space: a set of their hand-overs, so
+        # an exception between adding and removing one cannot leave the count wrong
+        self._busy: set | None = None
+        # a native call may have filled or NULLed slots that _start/_holes do not account for
+        # yet (its bookkeeping was interrupted): recount the array (_sync) before believing them
+        self._dirty = True
+
+    def _filled(self, n: int) -> None:
+        """A native call put `n` buffers in the first `n` slots."""
+        self._n = n
+        self._dirty = False
+
+    def _sync(self) -> None:
+        """Recount what this batch owns from its array: the NULL slots are not ours."""
+        bufs, s, n = self._bufs, self._start, self._n
+        while s < n and not bufs[s]:
+            s += 1
+        holes = sum(1 for i in range(s, n) if not bufs[i])
+        self._start = s
+        self._holes = holes
+        self._dirty = False  # last: an interruption before it only means another recount
 
     def __len__(self) -> int:
+        if self._dirty:
+            self._sync()
         return self._n - self._start - self._holes
 
     def __iter__(self) -> Iterator[Packet]:
+        if self._dirty:
+            self._sync()
         s, n = self._start, self._n
         if self._holes:
             bufs = self._bufs
@@ -159,11 +209,15 @@ class PacketBatch(BatchOps):
 
     @property
     def nbytes(self) -> int:
+        if self._dirty:
+            self._sync()
         bufs = self._bufs
         return sum(bufs[i].len for i in range(self._start, self._n) if bufs[i])
 
     def release(self) -> None:
         """Give every buffer this batch still owns back to its pool (idempotent)."""
+        if self._dirty:
+            self._sync()
         s, n = self._start, self._n
         if s >= n:
             return
@@ -172,14 +226,11 @@ class PacketBatch(BatchOps):
                 "this batch cannot be released while a tx of it waits for ring space: the port "
                 "may already hold some of its buffers (await or cancel that tx first)"
             )
+        self._dirty = True
+        _free_slots(self._bufs + s, n - s)  # frees what is not NULL, and NULLs it
         self._start = n
-        if self._holes:
-            owned = [b for b in self._bufs[s:n] if b]
-            self._holes = 0
-            if owned:
-                _free_bulk(ffi.new("struct aioixy_pkt_buf *[]", owned), len(owned))
-        else:
-            _free_bulk(self._bufs + s, n - s)
+        self._holes = 0
+        self._dirty = False
 
     def __enter__(self) -> PacketBatch:
         return self
@@ -194,41 +245,27 @@ class PacketBatch(BatchOps):
                 "(or cancel it) before sending the batch or its packets again"
             )
 
-    def __del__(self) -> None:
-        # at interpreter shutdown the native library may already be gone
-        with contextlib.suppress(Exception):
-            self.release()
-
     def __repr__(self) -> str:
         return f"<PacketBatch {len(self)} packets>"
 
     # --- ownership transfer, used by Port.tx ---------------------------------------------
 
-    def _handover(self):
-        """``(array, count, commit)``: the buffers this batch owns, for a new owner (see
-        :meth:`_check_idle`: a batch a waiting tx holds is handed over only once).
-
-        The new owner takes some prefix of ``array[0:count]`` and calls ``commit(k)`` for the
-        first k it took, from then on this batch no longer owns (or frees) them. What it did
-        not take stays this batch's.
-        """
-        s = self._start
+    def _handover(self) -> Handover:
+        """What a tx of this batch gives away (see :class:`Handover`)."""
+        if self._dirty:
+            self._sync()
         if not self._holes:
-            return self._bufs + s, self._n - s, self._take_prefix
+            return BatchHandover(self)
         return handover(list(self))
 
-    def _take_prefix(self, count: int) -> None:
-        """The first `count` owned buffers now belong to someone else (no holes case)."""
-        self._start += count
-
     def _take_slot(self, index: int) -> None:
+        """Slot `index` (NULLed by the native call that took it) is no longer ours."""
         self._bufs[index] = _NULL
         self._holes += 1
         if index == self._start:
             while self._start < self._n and not self._bufs[self._start]:
                 self._start += 1
                 self._holes -= 1
-
 
     # --- ownership: split and merge -----------------------------------------------------
 
@@ -245,13 +282,19 @@ class PacketBatch(BatchOps):
         self._check_idle()  # a waiting tx of this batch must keep its buffers where they are
         p, n = self._slots()
         cls = type(self)
-        yes = ffi.new("struct aioixy_pkt_buf *[]", n or 1)
-        no = ffi.new("struct aioixy_pkt_buf *[]", n or 1)
+        # the halves exist before anything moves into them: interrupted after the move, they
+        # are dropped and their arrays free what they got
+        yes = cls(n)
+        no = cls(n)
         n_no = ffi.new("uint32_t *")
-        n_yes = lib.aioixy_ops_split(p, n, mask_c, yes, no, n_no)
-        self._start = self._n  # from here on the two halves own the buffers
+        self._dirty = True
+        n_yes = _split_take(p, n, mask_c, yes._bufs, no._bufs, n_no)  # NULLs all of p[0:n]
+        self._start = self._n
         self._holes = 0
-        return cls(yes, n_yes), cls(no, n_no[0])
+        self._dirty = False
+        yes._filled(n_yes)
+        no._filled(n_no[0])
+        return yes, no
 
     @classmethod
     def merge(cls, *batches: PacketBatch) -> PacketBatch:
@@ -259,21 +302,19 @@ class PacketBatch(BatchOps):
         for b in batches:
             b._check_idle()
         total = sum(len(b) for b in batches)
-        arr = ffi.new("struct aioixy_pkt_buf *[]", total or 1)
+        out = cls(total)  # owns whatever has moved into its array so far
+        arr = out._bufs
         k = 0
         for b in batches:
             s, n = b._start, b._n
-            if b._holes:
-                for ptr in b._bufs[s:n]:
-                    if ptr:
-                        arr[k] = ptr
-                        k += 1
-            elif n > s:
-                ffi.memmove(arr + k, b._bufs + s, (n - s) * ffi.sizeof("void *"))
-                k += n - s
-            b._start = n
-            b._holes = 0
-        return cls(arr, k)
+            if n > s:
+                b._dirty = True
+                k += _take_all(arr + k, b._bufs + s, n - s)  # moves and NULLs the source
+                b._start = n
+                b._holes = 0
+                b._dirty = False
+        out._filled(k)
+        return out
 
 
 def merge(*batches: PacketBatch) -> PacketBatch:
@@ -281,9 +322,86 @@ def merge(*batches: PacketBatch) -> PacketBatch:
     return PacketBatch.merge(*batches)
 
 
-def handover(packets: list[Packet]):
-    """``(array, count, commit)`` for single packets (of any batches), like
-    :meth:`PacketBatch._handover`: ``commit(k)`` takes the first k from their batches."""
+class Handover:
+    """What one tx gives away: ``take(port, queue)`` lets the port take what it can, in one
+    native call that also NULLs the slots it took in their batches' arrays (so the hand-over
+    and the batches' loss of ownership cannot be separated by a Python exception)."""
+
+    __slots__ = ("batches", "n", "sent")
+
+    batches: tuple[PacketBatch, ...] | set[PacketBatch]
+    n: int  # packets to hand over
+    sent: int  # taken so far
+
+    def take(self, port, queue: int) -> int:
+        raise NotImplementedError
+
+    def next_buf(self):
+        """The first buffer not taken yet."""
+        raise NotImplementedError
+
+
+class BatchHandover(Handover):
+    """A batch without holes: its slots from ``_start`` on, in place."""
+
+    __slots__ = ("_b",)
+
+    def __init__(self, batch: PacketBatch) -> None:
+        self._b = batch
+        self.batches = (batch,)
+        self.n = batch._n - batch._start
+        self.sent = 0
+
+    def take(self, port, queue: int) -> int:
+        b = self._b
+        if b._dirty:
+            b._sync()
+        b._dirty = True
+        k = _tx_take(port, queue, b._bufs + b._start, b._n - b._start)
+        b._start += k
+        b._dirty = False
+        self.sent += k
+        return k
+
+    def next_buf(self):
+        return self._b._bufs[self._b._start]
+
+
+class PacketsHandover(Handover):
+    """Single packets of any batches: an array of pointers to their slots."""
+
+    __slots__ = ("_packets", "_slots")
+
+    def __init__(self, packets: list[Packet]) -> None:
+        self._packets = packets
+        self.batches = {p._batch for p in packets}
+        self.n = len(packets)
+        self.sent = 0
+        self._slots = ffi.new("struct aioixy_pkt_buf **[]",
+                              [p._batch._bufs + p._i for p in packets] or 1)
+
+    def take(self, port, queue: int) -> int:
+        batches = self.batches
+        for b in batches:
+            if b._dirty:
+                b._sync()
+        for b in batches:
+            b._dirty = True
+        s = self.sent
+        k = _tx_take_slots(port, queue, self._slots + s, self.n - s)
+        for p in self._packets[s:s + k]:
+            p._batch._take_slot(p._i)
+        self.sent = s + k
+        for b in batches:
+            b._dirty = False
+        return k
+
+    def next_buf(self):
+        return self._slots[self.sent][0]
+
+
+def handover(packets: list[Packet]) -> PacketsHandover:
+    """The hand-over of single packets (of any batches), like :meth:`PacketBatch._handover`."""
     bufs = [p._buf() for p in packets]
     # a buffer may be in flight once: a second copy would be freed twice by the driver
     if len(bufs) > 1 and len(set(bufs)) != len(bufs):
@@ -293,23 +411,11 @@ def handover(packets: list[Packet]):
             f"packet {dup} of this tx is the same packet as an earlier one: a buffer can be "
             "sent only once (copy it into a fresh packet from alloc() to send it twice)"
         )
-    arr = ffi.new("struct aioixy_pkt_buf *[]", bufs)
-
-    def commit(k: int) -> None:
-        for p in packets[:k]:
-            p._batch._take_slot(p._i)
-        del packets[:k]
-
-    return arr, len(bufs), commit
+    return PacketsHandover(packets)
 
 
 def _forget_buffers_after_fork() -> None:
     """In a forked child the pools are copies whose locks a parent thread may have held at the
     fork: freeing into them could hang. The child just forgets its buffers (its memory goes
     with it); the parent still accounts for every one of them."""
-    global _free_bulk
-    _free_bulk = _forget
-
-
-def _forget(bufs, n: int) -> None:
-    """What releasing does in a forked child: nothing (see above)."""
+    lib.aioixy_mempool_forget_frees()

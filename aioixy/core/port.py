@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import warnings
 import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -17,7 +18,7 @@ from aioixy.core import packet
 from aioixy.core.config import PortConfig
 from aioixy.core.frames import MIN_FRAME
 from aioixy.core.info import PortInfo, port_info
-from aioixy.core.packet import Packet, PacketBatch, handover
+from aioixy.core.packet import Handover, Packet, PacketBatch, handover
 from aioixy.core.pollgroup import PollGroup, resolve
 from aioixy.core.stats import DeviceStats, LinkStatus, PortStats, QueueStats
 from aioixy.core.wakeup import QueueWaiter, wait_any
@@ -30,9 +31,7 @@ from aioixy.errors import (
     WrongThread,
 )
 
-_BUF_ARRAY = "struct aioixy_pkt_buf *[]"
 _rx_dequeue = lib.aioixy_rx_dequeue
-_tx_enqueue = lib.aioixy_tx_enqueue
 _tx_check = lib.aioixy_tx_check
 _get_ident = threading.get_ident
 
@@ -56,11 +55,23 @@ def native_pools_alive() -> int:
     return lib.aioixy_mempool_live_count()
 
 
+def native_bad_frees() -> int:
+    """Buffers the native free path refused to free because they were free already (a double
+    free it caught), since the process started: a correct program never raises it."""
+    return lib.aioixy_mempool_bad_frees()
+
+
 class Port:
-    """An open device: one native poller thread per queue, rx streams, tx, stats."""
+    """An open device: one native poller thread per queue, rx streams, tx, stats.
+
+    A port dropped without :meth:`close` is closed when it is garbage collected, with a
+    :class:`ResourceWarning` (as asyncio transports and files do)."""
+
+    #: the native port while it is open: ``_h[0]``, set to NULL by the native close itself
+    _h: Any = None
 
     def __init__(self, native, config: PortConfig, loop: asyncio.AbstractEventLoop,
-                 group: PollGroup | None = None) -> None:
+                 group: PollGroup | None = None, handle=None) -> None:
         self._p = native
         self.config = config
         #: the poll group whose thread serves this port's queues, or None (a thread per queue)
@@ -86,6 +97,9 @@ class Port:
         self.min_tx_len: int = info.min_tx_len
         self.max_tx_len: int = info.max_tx_len
         _open_ports.add(self)
+        if handle is None:
+            handle = ffi.new("struct aioixy_port *[1]", [native])
+        self._h = handle  # last: a Port that failed half-way is closed by its opener
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -97,28 +111,54 @@ class Port:
         """Stop the pollers and close the device. Batches still held stay valid until freed.
 
         In a forked child this returns at once: the child has no poller threads to stop, and
-        the device (and its pools) stay the parent's."""
-        if self._closed:
+        the device (and its pools) stay the parent's. Interrupted (a second Ctrl-C), it may be
+        called again and finishes the job: the port counts as open until the native close ran.
+        """
+        h = self._h
+        if h is None or not h[0]:
             return
         self._check_thread()
         self._closed = True
-        _open_ports.discard(self)
         for w in self._waiters:
             w.close()
-        lib.aioixy_port_close(self._p)
+        lib.aioixy_port_close_at(h)  # NULLs h[0] in the same call: never closed twice
         self._p = None
+        _open_ports.discard(self)
 
     async def aclose(self) -> None:
         """Like :meth:`close`, but a slow device shutdown runs off the event loop."""
-        if self._closed:
+        h = self._h
+        if h is None or not h[0]:
             return
         self._check_thread()
         self._closed = True
-        _open_ports.discard(self)
         for w in self._waiters:
             w.close()
-        p, self._p = self._p, None
-        await self._loop.run_in_executor(None, lib.aioixy_port_close, p)
+        # the executor finishes the close even if this task is cancelled or interrupted
+        await self._loop.run_in_executor(None, lib.aioixy_port_close_at, h)
+        self._p = None
+        _open_ports.discard(self)
+
+    def __del__(self) -> None:
+        h = self._h
+        if h is None or not h[0] or self._forked:
+            return
+        warnings.warn(f"unclosed port {self.name} ({self.driver}): closing it now (close it with "
+                      "port.close(), await port.aclose() or async with)", ResourceWarning,
+                      stacklevel=2, source=self)
+        self._closed = True
+        loop = self._loop
+        if loop.is_closed() or _get_ident() == self._thread:
+            for w in self._waiters:
+                w.close()
+            lib.aioixy_port_close_at(h)
+        else:
+            # garbage collected on another thread: the loop must drop the eventfds itself, and
+            # before the native close frees their numbers for reuse
+            try:
+                loop.call_soon_threadsafe(_close_later, self._waiters, h)
+            except RuntimeError:  # the loop closed meanwhile: nothing to remove from it
+                lib.aioixy_port_close_at(h)
 
     async def __aenter__(self) -> Port:
         return self
@@ -159,6 +199,8 @@ class Port:
         self._forked = True
         self._closed = True
         self._p = None
+        if self._h is not None:
+            self._h[0] = ffi.NULL  # the child's copy of the handle
         for w in self._waiters:
             w._closed = True
 
@@ -192,19 +234,18 @@ class Port:
 
     # --- transmit ------------------------------------------------------------------------
 
-    def _gather(self, packets: PacketBatch | Packet | Iterable[Packet]):
-        """(array, count, commit, batches) for what is to be sent; commit(k) hands over the
-        first k; `batches` are the batches the packets belong to (busy while tx waits)."""
+    def _gather(self, packets: PacketBatch | Packet | Iterable[Packet]) -> Handover:
+        """What is to be sent, as a :class:`~aioixy.core.packet.Handover`."""
         if isinstance(packets, PacketBatch):
             if packets._busy:
                 packets._check_idle()
-            return (*packets._handover(), (packets,))
+            return packets._handover()
         pk = [packets] if isinstance(packets, Packet) else list(packets)
-        batches = {p._batch for p in pk}
-        for b in batches:
+        h = handover(pk)
+        for b in h.batches:
             if b._busy:
                 b._check_idle()
-        return (*handover(pk), batches)
+        return h
 
     def can_send_buffers_of(self, other: Port) -> bool:
         """Whether this port can transmit buffers of `other` (e.g. forward its rx batches)
@@ -239,34 +280,35 @@ class Port:
             await asyncio.sleep(0)
             self._check()
         self._tx_turns += 1
-        arr, n, commit, batches = self._gather(packets)
+        h = self._gather(packets)
         p = self._p
-        sent = _tx_enqueue(p, queue, arr, n)
-        if sent:
-            commit(sent)
+        sent = h.take(p, queue)
+        n = h.n
         if sent == n:
             return n
         # slow path: the batches stay busy until this call returns, so nobody frees or resends
-        # a buffer the ring may already hold
-        for b in batches:
-            b._busy += 1
+        # a buffer the ring may already hold (a set per batch: an interruption between adding
+        # and discarding this hand-over cannot leave a batch busy for ever)
+        batches = h.batches
         try:
+            for b in batches:
+                if b._busy is None:
+                    b._busy = set()
+                b._busy.add(h)
             while True:
-                exc = self._rejected(queue, arr[sent], sent)
+                exc = self._rejected(queue, h.next_buf(), h.sent)
                 if exc is not None:
                     raise exc
                 self._tx_turns = 0
                 await self._waiters[queue].wait(False, True)
                 self._check()
-                k = _tx_enqueue(p, queue, arr + sent, n - sent)
-                if k:
-                    commit(k)
-                    sent += k
-                if sent == n:
+                h.take(p, queue)
+                if h.sent == n:
                     return n
         finally:
             for b in batches:
-                b._busy -= 1
+                if b._busy:
+                    b._busy.discard(h)
 
     def tx_nowait(self, packets: PacketBatch | Packet | Iterable[Packet], queue: int = 0) -> int:
         """Queue as many packets as fit right now; returns how many (the rest stay yours).
@@ -274,12 +316,10 @@ class Port:
         A packet the device cannot send raises :class:`PacketRejected` (see :meth:`tx`)."""
         self._check()
         self._check_queue(queue, "tx", self.tx_queues)
-        arr, n, commit, _ = self._gather(packets)
-        k = _tx_enqueue(self._p, queue, arr, n)
-        if k:
-            commit(k)
-        if k < n:
-            exc = self._rejected(queue, arr[k], k)
+        h = self._gather(packets)
+        k = h.take(self._p, queue)
+        if k < h.n:
+            exc = self._rejected(queue, h.next_buf(), k)
             if exc is not None:
                 raise exc
         return k
@@ -293,14 +333,15 @@ class Port:
         room = self.info.data_room
         if not isinstance(size, int) or not 0 <= size <= room:
             raise InvalidOption(f"size={size!r}: must be 0..{room} bytes for this port's buffers")
-        arr = ffi.new(_BUF_ARRAY, max(count, 1))
-        if count and not lib.aioixy_port_alloc(self._p, queue, arr, count, size):
+        batch = PacketBatch(count)  # first: an interruption after the alloc leaks nothing
+        if count and not lib.aioixy_port_alloc(self._p, queue, batch._bufs, count, size):
             st = self.queue_stats(queue)
             raise PoolExhausted(
                 f"cannot allocate {count} packets: queue {queue}'s mempool has {st.pool_free} of "
                 f"{st.pool_size} buffers free (release batches, or open with a larger pool_size)"
             )
-        return PacketBatch(arr, count)
+        batch._filled(count)
+        return batch
 
     # --- state ---------------------------------------------------------------------------
 
@@ -376,7 +417,10 @@ class RxStream:
         queues = self._queues
         nq = len(queues)
         size = self._batch
-        arr = ffi.new(_BUF_ARRAY, size)
+        # the batch exists before the dequeue fills its array: interrupted between the two, it
+        # is dropped and its array frees what it got
+        batch = PacketBatch(size)
+        arr = batch._bufs
         if _get_ident() != port._thread:
             port._raise_unusable()
         while True:
@@ -395,8 +439,9 @@ class RxStream:
                 q = queues[(self._turn + i) % nq]
                 n = _rx_dequeue(p, q, arr, size)
                 if n:
+                    batch._filled(n)
                     self._turn = (self._turn + i + 1) % nq
-                    return PacketBatch(arr, n)
+                    return batch
             self._since_yield = 0
             try:
                 if nq == 1:
@@ -486,10 +531,11 @@ class _Opener:
             raise
         finally:
             del keep
+        handle = ffi.new("struct aioixy_port *[1]", [native])
         try:
-            return Port(native, cfg, loop, group)
+            return Port(native, cfg, loop, group, handle)
         except BaseException:
-            lib.aioixy_port_close(native)
+            lib.aioixy_port_close_at(handle)
             raise
 
     def __await__(self):
@@ -520,6 +566,13 @@ def open(device: str = "null", **options: Any) -> _Opener:
 
 
 _OPTION_NAMES = frozenset(a.name for a in attrs.fields(PortConfig)) - {"device"}
+
+
+def _close_later(waiters: list[QueueWaiter], handle) -> None:
+    """A collected port's close, on its loop's thread (see Port.__del__)."""
+    for w in waiters:
+        w.close()
+    lib.aioixy_port_close_at(handle)
 
 
 def _disarm_ports_in_child() -> None:

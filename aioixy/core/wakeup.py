@@ -87,8 +87,11 @@ class QueueWaiter:
     def close(self) -> None:
         if self._closed:
             return
+        # the reader goes first: an interruption after it leaves _closed False, and a second
+        # close() finishes (removing a reader twice is harmless; never removing it is not)
+        if not self._loop.is_closed():
+            self._loop.remove_reader(self._efd)
         self._closed = True
-        self._loop.remove_reader(self._efd)
         for fut in list(self._waiters):
             if not fut.done():
                 fut.set_exception(PortClosed("the port was closed while waiting"))

@@ -184,6 +184,36 @@ void aioixy_mempool_free_bulk(struct aioixy_pkt_buf *const *bufs, uint32_t n)
     }
 }
 
+/* set in a forked child only, before any other thread exists there */
+static bool forget_frees;
+
+void aioixy_mempool_forget_frees(void) { forget_frees = true; }
+
+void aioixy_buf_array_release(struct aioixy_pkt_buf **a)
+{
+    aioixy_mempool_free_slots(a + 1, (uint32_t)(uintptr_t)a[0]);
+}
+
+void aioixy_mempool_free_slots(struct aioixy_pkt_buf **bufs, uint32_t n)
+{
+    if (forget_frees)
+        return;
+    uint32_t start = 0;
+    while (start < n) {
+        if (!bufs[start]) {
+            start++;
+            continue;
+        }
+        struct aioixy_mempool *p = bufs[start]->pool;
+        uint32_t end = start + 1;
+        while (end < n && bufs[end] && bufs[end]->pool == p)
+            end++;
+        free_run(p, bufs + start, end - start);
+        memset(bufs + start, 0, (end - start) * sizeof(*bufs));
+        start = end;
+    }
+}
+
 struct aioixy_pkt_buf *aioixy_mempool_alloc(struct aioixy_mempool *p)
 {
     struct aioixy_pkt_buf *b;

@@ -68,6 +68,18 @@ uint32_t aioixy_mempool_alloc_bulk(struct aioixy_mempool *pool, struct aioixy_pk
  * already free (a double free) or that would overfill its pool's stack is refused: skipped,
  * counted (aioixy_mempool_bad_frees) and reported once on stderr, never pushed twice. */
 void aioixy_mempool_free_bulk(struct aioixy_pkt_buf *const *bufs, uint32_t n);
+/* Free the non-NULL entries of bufs[0..n) and set them to NULL in the same call (a holder
+ * interrupted right after it returns still sees what it owns: nothing is freed twice). */
+void aioixy_mempool_free_slots(struct aioixy_pkt_buf **bufs, uint32_t n);
+/* A Python batch's buffer array: a[0] holds the number of slots that follow (an integer stored
+ * as a pointer: one plain pointer array is the cheapest thing Python can allocate per batch), and
+ * the batch owns the buffers in the non-NULL slots a[1..]. This frees them: the destructor Python
+ * attaches to the array, so a batch that is garbage collected returns its buffers without running
+ * Python code (which a signal handler's exception could cut short before it freed anything). */
+void aioixy_buf_array_release(struct aioixy_pkt_buf **a);
+/* In a forked child: the two calls above forget buffers instead of freeing them (the pools are
+ * copies whose locks a parent thread may have held at the fork). */
+void aioixy_mempool_forget_frees(void);
 
 struct aioixy_pkt_buf *aioixy_mempool_alloc(struct aioixy_mempool *pool);
 void aioixy_mempool_free(struct aioixy_pkt_buf *buf);

@@ -438,6 +438,14 @@ void aioixy_port_forget_after_fork(struct aioixy_port *port)
         port->dev->ops->forget_after_fork(port->dev);
 }
 
+void aioixy_port_close_at(struct aioixy_port **handle)
+{
+    /* the handle lives in Python's memory, so it cannot be declared _Atomic; the exchange makes
+     * an aclose() in an executor thread and a close() on the loop thread close it once */
+    struct aioixy_port *port = __atomic_exchange_n(handle, NULL, __ATOMIC_ACQ_REL);
+    aioixy_port_close(port);
+}
+
 uint16_t aioixy_port_num_queues(const struct aioixy_port *port) { return port->nq; }
 
 void aioixy_port_info(struct aioixy_port *port, struct aioixy_port_info *out)
@@ -513,6 +521,32 @@ uint32_t aioixy_tx_enqueue(struct aioixy_port *port, uint16_t q, struct aioixy_p
     if (k)
         aioixy_doorbell_ring(pq->bell); /* wakes the poller only if it sleeps */
     return k;
+}
+
+uint32_t aioixy_tx_take(struct aioixy_port *port, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n)
+{
+    uint32_t k = aioixy_tx_enqueue(port, q, bufs, n);
+    memset(bufs, 0, k * sizeof(*bufs));
+    return k;
+}
+
+uint32_t aioixy_tx_take_slots(struct aioixy_port *port, uint16_t q, struct aioixy_pkt_buf **const *slots,
+                              uint32_t n)
+{
+    struct aioixy_pkt_buf *chunk[64];
+    uint32_t done = 0;
+    while (done < n) {
+        uint32_t m = n - done < 64 ? n - done : 64;
+        for (uint32_t i = 0; i < m; i++)
+            chunk[i] = *slots[done + i];
+        uint32_t k = aioixy_tx_enqueue(port, q, chunk, m);
+        for (uint32_t i = 0; i < k; i++)
+            *slots[done + i] = NULL;
+        done += k;
+        if (k < m)
+            break;
+    }
+    return done;
 }
 
 bool aioixy_port_reaches_pool_of(struct aioixy_port *dst, struct aioixy_port *src, uint16_t q)

@@ -102,6 +102,9 @@ void aioixy_port_close(struct aioixy_port *port);
  * device's kernel objects so they die with the parent's close, not with the child. The port
  * itself is left alone (never close it in the child). */
 void aioixy_port_forget_after_fork(struct aioixy_port *port);
+/* Close *handle's port after setting *handle to NULL in the same call: a caller interrupted
+ * before it sees the handle still set and closes again; after, it sees NULL (never twice). */
+void aioixy_port_close_at(struct aioixy_port **handle);
 
 uint16_t aioixy_port_num_queues(const struct aioixy_port *port); /* max(rx, tx) */
 
@@ -126,6 +129,14 @@ uint32_t aioixy_rx_dequeue(struct aioixy_port *port, uint16_t q, struct aioixy_p
 /* Queues the longest prefix of bufs that fits the ring and that the device accepts (see
  * struct aioixy_dev: lengths, DMA reachability); returns its length. */
 uint32_t aioixy_tx_enqueue(struct aioixy_port *port, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n);
+/* Ownership hand-over that a Python exception cannot split (a signal handler may raise right
+ * after any native call returns, before the caller records what it gave away): the same as
+ * aioixy_tx_enqueue, and every buffer the ring took is set to NULL in bufs[] by this same call,
+ * so the array itself says what its holder still owns. */
+uint32_t aioixy_tx_take(struct aioixy_port *port, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n);
+/* The same for buffers held in several arrays: *slots[i] is the i-th buffer, NULLed if taken. */
+uint32_t aioixy_tx_take_slots(struct aioixy_port *port, uint16_t q, struct aioixy_pkt_buf **const *slots,
+                              uint32_t n);
 /* Why aioixy_tx_enqueue stopped before `buf` (the first buffer it did not take): 0 if `buf`
  * is valid for this device (the ring was full), else -AIOIXY_EINVAL with the reason set (a
  * length outside [min_tx_len, max_tx_len], or memory the device cannot DMA from). */

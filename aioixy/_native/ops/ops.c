@@ -591,3 +591,24 @@ uint32_t aioixy_ops_split(struct aioixy_pkt_buf *const *bufs, uint32_t n, const 
     *n_no = o;
     return y;
 }
+
+uint32_t aioixy_ops_split_take(struct aioixy_pkt_buf **bufs, uint32_t n, const uint8_t *mask,
+                               struct aioixy_pkt_buf **yes, struct aioixy_pkt_buf **no,
+                               uint32_t *n_no)
+{
+    uint32_t y = aioixy_ops_split(bufs, n, mask, yes, no, n_no);
+    memset(bufs, 0, n * sizeof(*bufs));
+    return y;
+}
+
+uint32_t aioixy_ops_take_all(struct aioixy_pkt_buf **dst, struct aioixy_pkt_buf **src, uint32_t n)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (src[i]) {
+            dst[k++] = src[i];
+            src[i] = NULL;
+        }
+    }
+    return k;
+}

@@ -153,5 +153,13 @@ int32_t aioixy_ops_classify(struct aioixy_filter *f, struct aioixy_pkt_buf *cons
 uint32_t aioixy_ops_split(struct aioixy_pkt_buf *const *bufs, uint32_t n, const uint8_t *mask,
                           struct aioixy_pkt_buf **yes, struct aioixy_pkt_buf **no,
                           uint32_t *n_no);
+/* aioixy_ops_split, and bufs[0..n) is all NULL afterwards: the move and the source's loss of
+ * ownership happen in one call, which a Python exception cannot split. */
+uint32_t aioixy_ops_split_take(struct aioixy_pkt_buf **bufs, uint32_t n, const uint8_t *mask,
+                               struct aioixy_pkt_buf **yes, struct aioixy_pkt_buf **no,
+                               uint32_t *n_no);
+/* Move the non-NULL entries of src[0..n) to dst (packed, order kept), NULLing them in src;
+ * returns how many. */
+uint32_t aioixy_ops_take_all(struct aioixy_pkt_buf **dst, struct aioixy_pkt_buf **src, uint32_t n);
 
 #endif

@@ -93,11 +93,15 @@ class BatchOps:
     _start: int
     _n: int
     _holes: int
+    _dirty: bool
+    _sync: Any
     _check_idle: Any
     _split_by: Any  # PacketBatch's: ownership moves there alone
 
     def _slots(self):
         """(pointer to the first slot still ours, slot count)."""
+        if self._dirty:
+            self._sync()
         s = self._start
         return self._bufs + s, self._n - s
 
@@ -237,31 +241,104 @@ class BatchOps:
             if not 0 <= values < limit:
                 raise InvalidOption(f"{name}={values!r}: does not fit {width} bytes")
             return lib.aioixy_ops_set_field(p, n, fid, _NULL, values)
-        if len(values) != n:
-            raise InvalidOption(f"{name}: {len(values)} values for a batch of {n} slots")
-        ctype, code, dtype = _TYPES[width]
-        if _np is not None and isinstance(values, _np.ndarray):
-            if values.size and (values.min() < 0 or int(values.max()) >= limit):
-                raise InvalidOption(f"{name}: values do not fit {width} bytes")
-            buf = _np.ascontiguousarray(values, dtype=dtype)
-        else:
-            try:
-                buf = array(code, values)
-            except OverflowError:
-                raise InvalidOption(f"{name}: values do not fit {width} bytes") from None
-            if width == 6 and any(v >= limit for v in buf):
-                raise InvalidOption(f"{name}: values do not fit 6 bytes")
+        ctype = _TYPES[width][0]
+        buf = _values(name, values, n, width)
         return lib.aioixy_ops_set_field(p, n, fid, ffi.from_buffer(ctype + "[]", buf), 0)
+
+
+# struct formats of integer elements (a buffer of anything else is refused, not reinterpreted)
+_INT_FORMATS = frozenset("bBhHiIlLqQnN")
+
+
+def _shape_of(obj) -> str:
+    shape = getattr(obj, "shape", None)
+    return f"shape {tuple(shape)}" if shape is not None else f"{len(obj)} entries"
+
+
+def _exactly(buf, n: int, itemsize: int, what: str):
+    """`buf` if it exposes exactly n contiguous elements of `itemsize` bytes (what the native
+    call will read), else InvalidOption. The last check before any native op reads a buffer
+    a caller supplied: whatever path built it, a short or odd-shaped one never reaches C."""
+    mv = memoryview(buf)
+    if mv.ndim != 1 or mv.itemsize != itemsize or mv.shape[0] != n or not mv.c_contiguous:
+        raise InvalidOption(f"{what}: expected {n} contiguous {itemsize}-byte elements, got "
+                            f"{mv.ndim}-D {mv.format!r} data of {mv.nbytes} bytes")
+    return buf
+
+
+def _values(name: str, values, n: int, width: int):
+    """A contiguous buffer of exactly n field values (one per slot) of the field's C type."""
+    ctype, code, dtype = _TYPES[width]
+    limit = 1 << (8 * width)
+    what = f"{name} values"
+    if _np is not None and isinstance(values, _np.ndarray):
+        if values.ndim != 1 or values.shape[0] != n:
+            raise InvalidOption(f"{what}: an array of {_shape_of(values)} for a batch of {n} "
+                                f"slots (one value per slot: a 1-D array of {n})")
+        if values.dtype.kind not in "ui":
+            raise InvalidOption(f"{what}: an array of dtype {values.dtype}: expected integers")
+        if values.size and (values.min() < 0 or int(values.max()) >= limit):
+            raise InvalidOption(f"{what}: do not fit {width} bytes")
+        buf = _np.ascontiguousarray(values, dtype=dtype)
+    else:
+        try:
+            mv = memoryview(values)
+        except TypeError:
+            mv = None
+        if mv is not None:
+            # a buffer (bytes, array.array, memoryview, ...): its elements, never its raw bytes
+            # reinterpreted as the field's type
+            if mv.ndim != 1 or mv.format.lstrip("@=<>!") not in _INT_FORMATS:
+                raise InvalidOption(f"{what}: {mv.ndim}-D data of format {mv.format!r}: "
+                                    "expected one integer per slot")
+            if width > 1 and isinstance(values, (bytes, bytearray)):
+                raise InvalidOption(f"{what}: bytes for a {width}-byte field are ambiguous "
+                                    "(one value per byte, or packed values?): pass a list or "
+                                    f"an array of {ctype}")
+            values = mv.tolist()
+        try:
+            count = len(values)
+        except TypeError:
+            raise InvalidOption(f"{what}: {type(values).__name__} is not a sequence of "
+                                "numbers") from None
+        if count != n:
+            raise InvalidOption(f"{name}: {count} values for a batch of {n} slots")
+        try:
+            buf = array(code, values)
+        except OverflowError:
+            raise InvalidOption(f"{what}: do not fit {width} bytes") from None
+        except TypeError as exc:
+            raise InvalidOption(f"{what}: {exc}") from None
+        if width == 6 and any(v >= limit for v in buf):
+            raise InvalidOption(f"{what}: do not fit 6 bytes")
+    return _exactly(buf, n, array(code).itemsize, what)
 
 
 def native_mask(mask, n: int):
     """A native ``uint8_t[]`` view of a split mask of `n` entries (true: first half)."""
-    if len(mask) != n:
-        raise InvalidOption(f"split: mask has {len(mask)} entries for {n} slots")
     if _np is not None and isinstance(mask, _np.ndarray):
-        m = _np.ascontiguousarray(mask, dtype=_np.bool_)
-    elif isinstance(mask, (bytes, bytearray)):
-        m = mask
+        if mask.ndim != 1 or mask.shape[0] != n:
+            raise InvalidOption(f"split: mask of {_shape_of(mask)} for {n} slots (one entry "
+                                f"per slot: a 1-D array of {n})")
+        if mask.dtype.kind not in "bui":
+            raise InvalidOption(f"split: mask of dtype {mask.dtype}: expected bool or integers")
+        m = _np.ascontiguousarray(mask != 0, dtype=_np.bool_)
     else:
+        try:
+            mv = memoryview(mask)
+        except TypeError:
+            mv = None
+        if mv is not None:
+            if mv.ndim != 1 or mv.format.lstrip("@=<>!") not in _INT_FORMATS | {"?"}:
+                raise InvalidOption(f"split: mask of {mv.ndim}-D data of format "
+                                    f"{mv.format!r}: expected one entry per slot")
+            mask = mv.tolist()
+        try:
+            count = len(mask)
+        except TypeError:
+            raise InvalidOption(f"split: a mask of type {type(mask).__name__} has no "
+                                "length") from None
+        if count != n:
+            raise InvalidOption(f"split: mask has {count} entries for {n} slots")
         m = bytes(bool(x) for x in mask)
-    return ffi.from_buffer("uint8_t[]", m)
+    return ffi.from_buffer("uint8_t[]", _exactly(m, n, 1, "split mask"))

@@ -18,6 +18,7 @@ from aioixy.core import packet
 from aioixy.core.config import PortConfig
 from aioixy.core.frames import MIN_FRAME
 from aioixy.core.info import PortInfo, port_info
+from aioixy.core.memlimit import check_request
 from aioixy.core.packet import Handover, Packet, PacketBatch, handover
 from aioixy.core.pollgroup import PollGroup, resolve
 from aioixy.core.stats import DeviceStats, LinkStatus, PortStats, QueueStats
@@ -511,6 +512,11 @@ class _Opener:
         loop = asyncio.get_running_loop()
         group = resolve(cfg)
         native_cfg, keep = cfg.to_native(ffi, lib, group)
+        # before any page is touched: a pool the process may not have is an OutOfMemory here,
+        # not an OOM kill inside the native open (which writes every buffer's header)
+        pool_bytes = cfg.pool_buffers * cfg.buf_size * cfg.num_queues
+        check_request(pool_bytes, f"{cfg.device}: {cfg.num_queues} pool(s) of {cfg.pool_buffers} "
+                                  f"buffers of {cfg.buf_size} bytes")
 
         def do_open():
             out = ffi.new("struct aioixy_port **")

@@ -183,7 +183,7 @@ async def test_an_interrupted_close_is_finished_by_the_next_close(how, monkeypat
     every later close() returned at once, leaving the device open (DeviceBusy)."""
     n = _name("intclose")
     threads = _poller_threads()
-    port = await aioixy.open(f"pair:{n}:a")
+    port = await aioixy.open(f"pair:{n}:a", poller="own")  # its own thread, to see it end
     real_close = wakeup.QueueWaiter.close
     calls = []
 
@@ -202,6 +202,7 @@ async def test_an_interrupted_close_is_finished_by_the_next_close(how, monkeypat
     assert port.closed  # unusable at once ...
     with pytest.raises(aioixy.DeviceBusy):  # ... but the device is still open: not forgotten
         await aioixy.open(f"pair:{n}:a")
+    assert _poller_threads() > threads  # the interrupted close stopped nothing yet
     port.close()
     assert _poller_threads() == threads
     again = await aioixy.open(f"pair:{n}:a")  # the retry finished the close
@@ -212,7 +213,7 @@ async def test_an_interrupted_close_is_finished_by_the_next_close(how, monkeypat
 async def test_a_port_dropped_without_close_is_closed_with_a_resource_warning():
     n = _name("dropped")
     threads = _poller_threads()
-    port = await aioixy.open(f"pair:{n}:a", pool_size=512)
+    port = await aioixy.open(f"pair:{n}:a", pool_size=512, poller="own")
     held = port.alloc(8)  # a batch outlives its port: it stays valid and keeps its pool
     assert _poller_threads() > threads
     fds = len(os.listdir("/proc/self/fd"))

@@ -275,7 +275,7 @@ def _values(name: str, values, n: int, width: int):
         if values.ndim != 1 or values.shape[0] != n:
             raise InvalidOption(f"{what}: an array of {_shape_of(values)} for a batch of {n} "
                                 f"slots (one value per slot: a 1-D array of {n})")
-        if values.dtype.kind not in "ui":
+        if values.dtype.kind not in "ui" and values.size:  # np.array([]) is float64
             raise InvalidOption(f"{what}: an array of dtype {values.dtype}: expected integers")
         if values.size and (values.min() < 0 or int(values.max()) >= limit):
             raise InvalidOption(f"{what}: do not fit {width} bytes")
@@ -320,7 +320,7 @@ def native_mask(mask, n: int):
         if mask.ndim != 1 or mask.shape[0] != n:
             raise InvalidOption(f"split: mask of {_shape_of(mask)} for {n} slots (one entry "
                                 f"per slot: a 1-D array of {n})")
-        if mask.dtype.kind not in "bui":
+        if mask.dtype.kind not in "bui" and mask.size:  # np.array([]) is float64
             raise InvalidOption(f"split: mask of dtype {mask.dtype}: expected bool or integers")
         m = _np.ascontiguousarray(mask != 0, dtype=_np.bool_)
     else:

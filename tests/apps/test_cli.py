@@ -538,3 +538,26 @@ def test_a_demo_task_that_dies_is_reported_and_exits_4(monkeypatch, capsys):
     assert "aioixy: sink pair:demo:b died: ValueError: cannot read this frame" in err
     assert result["seconds"] < 30  # stopped when the task died, not at the duration
     assert aioixy.native_pools_alive() == 0
+
+
+@pytest.mark.parametrize("cmd", [["fwd", "null", "pair:clibusy:a"], ["demo"]])
+def test_busy_opens_every_port_with_busy_polling(monkeypatch, capsys, cmd):
+    from aioixy import cli
+
+    opened: list[dict] = []
+    real_open = aioixy.open
+
+    def recording_open(device, **opts):
+        opened.append({"device": device, **opts})
+        return real_open(device, **opts)
+
+    monkeypatch.setattr(aioixy, "open", recording_open)
+    assert cli.main([*cmd, "--duration", "0.3", "--busy", "--json"]) == 0
+    assert len(opened) >= 2
+    busy = aioixy.IdlePolicy.busy()
+    assert all(o.get("idle") == busy for o in opened), opened
+    opened.clear()
+    assert cli.main([*cmd, "--duration", "0.3", "--json"]) == 0
+    assert opened and not any("idle" in o for o in opened), opened
+    capsys.readouterr()
+    assert aioixy.native_pools_alive() == 0

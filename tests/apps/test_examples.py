@@ -170,3 +170,25 @@ def test_firewall_reports_a_dead_generator_and_exits_4():
     assert "firewall: generator died: PoolExhausted" in r.stderr
     # it ran (the firewall judged its frames), then died: not a start-up failure
     assert final["rules"]["default_hits"] > 0
+
+
+def test_every_example_runs_on_uvloop_when_asked():
+    for name in sorted(p.name for p in EXAMPLES.glob("*.py")):
+        r = run([example(name), "--help"])
+        assert r.returncode == 0 and "--uvloop" in r.stdout, (name, r.stdout, r.stderr)
+    r = run([example("latency_probe.py"), "--count", "50", "--interval-ms", "0.5", "--json",
+             "--uvloop"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert last_json(r.stdout)["received"] == 50
+
+
+def test_aioixy_run_picks_the_loop():
+    import asyncio
+
+    import aioixy
+
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert aioixy.run(loop_module(), uvloop=True).startswith("uvloop")
+    assert aioixy.run(loop_module()).startswith("asyncio")

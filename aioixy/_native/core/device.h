@@ -3,7 +3,8 @@
  * Threading contract (the poller layer guarantees it):
  *  - rx_batch(dev, q, ...) is only ever called by the poller thread of rx queue q;
  *  - tx_batch(dev, q, ...) only by the poller thread of tx queue q (which may be the same
- *    thread as rx queue q: one poller per queue index drives both directions);
+ *    thread as rx queue q: one poller per queue index drives both directions; a poll group's
+ *    thread also drives queues of other devices, one call at a time);
  *  - read_stats / link_status / set_promisc may be called from any other thread concurrently
  *    with the pollers: drivers protect whatever they share with a mutex (never on rx/tx);
  *  - close is called once, after every poller has been joined.

@@ -24,6 +24,7 @@ def test_native_suite(target):
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     # each of the three programs reports its own success line
-    for prog in ("ring_stress:", "mempool_stress:", "port_smoke:", "xdp_smoke:", "ops_fuzz:",
-                 "packet_smoke:"):
+    for prog in ("ring_stress:", "mempool_stress:", "port_smoke:", "port_smoke kick:",
+                 "port_smoke group (one group):", "port_smoke group (two groups):", "xdp_smoke:",
+                 "ops_fuzz:", "packet_smoke:"):
         assert prog in proc.stdout, proc.stdout

@@ -182,20 +182,15 @@ class Generator:
     def seq(self, value: int) -> None:
         self._g.seq = value
 
-    @property
-    def fixed_size(self) -> int | None:
-        lo, hi = self.spec.sizes
-        return lo if lo == hi else None
-
     def fill(self, batch: PacketBatch) -> int:
         """Overwrite every packet `batch` owns with the next frames; returns the bytes written."""
         batch._check_idle()  # a tx waiting with it: the port may hold some of its buffers
         arr, n = batch._slots()
+        before = self._g.bytes
         rc = lib.aioixy_gen_fill(self._g, arr, n)
         if rc < 0:
             raise from_native(rc)
-        size = self.fixed_size
-        nbytes = rc * size if size is not None else batch.nbytes
+        nbytes = self._g.bytes - before  # counted natively: sizes may vary per frame
         self.frames += rc
         self.bytes += nbytes
         return nbytes

@@ -149,6 +149,7 @@ int32_t aioixy_gen_fill(struct aioixy_gen *g, struct aioixy_pkt_buf *const *bufs
     const uint64_t per_batch = do_csum ? words64(ts) : 0;
     uint64_t seq = g->seq;
     uint32_t flow = g->flow, flows = sp->flows;
+    uint64_t bytes = 0;
     int32_t done = 0;
     for (uint32_t i = 0; i < n; i++) {
         struct aioixy_pkt_buf *b = bufs[i];
@@ -161,6 +162,7 @@ int32_t aioixy_gen_fill(struct aioixy_gen *g, struct aioixy_pkt_buf *const *bufs
         memcpy(d, g->tmpl, len);
         b->len = len;
         b->rx_flags = 0;
+        bytes += len;
         uint8_t *ip = d + AIOIXY_FRAME_IP_OFFSET, *udp = d + AIOIXY_FRAME_UDP_OFFSET;
         uint32_t ip_len = len - AIOIXY_FRAME_ETH_LEN, udp_len = ip_len - AIOIXY_FRAME_IP_LEN;
         uint64_t ip_sum = g->ip_const + ip_len;
@@ -213,5 +215,6 @@ int32_t aioixy_gen_fill(struct aioixy_gen *g, struct aioixy_pkt_buf *const *bufs
     }
     g->seq = seq;
     g->flow = flow;
+    g->bytes += bytes;
     return done;
 }

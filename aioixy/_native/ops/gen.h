@@ -53,6 +53,7 @@ struct aioixy_gen {
     struct aioixy_gen_spec spec;
     uint64_t seq;                    /* next sequence number (the caller may set it) */
     uint32_t flow;                   /* next flow index */
+    uint64_t bytes;                  /* bytes of every frame filled so far */
     uint64_t rng;                    /* xorshift64 state of the size draw */
     uint32_t magic;
     uint32_t ip_const, udp_const;    /* sums of the header words that never change */

@@ -361,6 +361,7 @@ async def _run_job(args: argparse.Namespace) -> dict:
                 # entered last, so it is shut down first: no request reads a port being closed
                 control = await stack.enter_async_context(
                     _control_plane(args.http, args.http_token))
+                control.job = job  # the dashboard names it, and says when it ended
                 for p in setup.ports:
                     control.add_port(p)
                 if setup.on_control:
@@ -449,13 +450,16 @@ async def _control_plane(hostport: tuple[str, int],
 
 
 async def _demo(args: argparse.Namespace):
-    from aioixy.jobs import demo
+    from aioixy.jobs import Job, demo
 
-    stop = asyncio.Event()
+    job = Job("demo")  # its stop flag is the demo's; the dashboard shows its name and state
+    stop = job.stop
     _stop_on_signals(stop)
     async with contextlib.AsyncExitStack() as stack:
         control = await stack.enter_async_context(_control_plane(args.http, args.http_token)) \
             if args.http else None
+        if control is not None:
+            control.job = job
         # serving a dashboard, the demo runs until stopped: by the time the page is
         # opened, a demo of the default 5 s would have ended
         duration = args.duration or (None if args.http else DEMO_SECONDS)

@@ -46,7 +46,16 @@ class EventHub:
 
     def tick(self) -> dict[str, Any]:
         self.seq += 1
-        self.latest = {"seq": self.seq, **self._sampler.sample(self._control.ports)}
+        c = self._control
+        self.latest = {"seq": self.seq, **self._sampler.sample(c.ports)}
+        if c.job is not None:
+            self.latest["job"] = {"name": c.job.name, "running": not c.job.stop.is_set(),
+                                  "packets": c.job.packets, "bytes": c.job.bytes}
+        # the page's controls show the state they change (a rule's hits, the rate)
+        if c.pktgen is not None:
+            self.latest["pktgen"] = c.pktgen.to_json()
+        if c.firewall is not None:
+            self.latest["firewall"] = c.firewall.to_json()
         self.publish(self.latest)
         return self.latest
 
@@ -88,6 +97,9 @@ async def events(request: web.Request) -> web.StreamResponse:
         while True:
             event = await q.get()
             if event is _CLOSED:
+                # said out loud, so a page can tell a server that ended (with its job) from a
+                # connection that broke, and stop reconnecting
+                await resp.write(b"event: end\ndata: {}\n\n")
                 break
             data = json.dumps(event, separators=(",", ":"))
             await resp.write(f"id: {event['seq']}\nevent: stats\ndata: {data}\n\n".encode())

@@ -62,6 +62,8 @@ class RateSampler:
                          "rx_bytes": st.rx_bytes, "tx_bytes": st.tx_bytes,
                          "rx_dropped": st.rx_dropped, "rx_missed": st.rx_missed,
                          "tx_dropped": st.tx_dropped,
+                         # the device's own error counters (bad frames, tx failures)
+                         "rx_errors": st.device.rx_errors, "tx_errors": st.device.tx_errors,
                          "rx_pps": rate("rx_packets"), "tx_pps": rate("tx_packets"),
                          "rx_bps": rate("rx_bytes", 8), "tx_bps": rate("tx_bytes", 8)}
         for gone in set(self._last) - set(out):

@@ -6,6 +6,7 @@ import attrs
 
 from aioixy.control.pktgen import PktgenControl
 from aioixy.core.port import Port
+from aioixy.jobs.job import Job
 from aioixy.ops.rules import RuleSet
 
 
@@ -22,6 +23,9 @@ class ControlPlane:
     firewall: RuleSet | None = None
     #: seconds between live updates on /api/events
     interval: float = 0.5
+    #: the job this control plane serves beside (its name and whether it still runs are in
+    #: every live update, so the dashboard can say what it shows and when it ended)
+    job: Job | None = None
 
     def add_port(self, port: Port, name: str | None = None) -> None:
         self.ports[name or port.name] = port

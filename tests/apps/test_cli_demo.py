@@ -31,6 +31,8 @@ def test_demo_with_http_and_no_duration_serves_until_stopped(sig):
         assert status == 200 and {p["name"] for p in ports["ports"]} == {
             "null", "pair:demo:a", "pair:demo:b"}
         assert http("GET", url + "/api/ports/pair:demo:b")[1]["stats"]["rx_packets"] > 0
+        event = _first_event(url)  # the dashboard names the job and knows it runs
+        assert event["job"]["name"] == "demo" and event["job"]["running"] is True
         deadline = time.monotonic() + 15
         while not _catches_sigterm(proc):
             assert time.monotonic() < deadline
@@ -44,6 +46,18 @@ def test_demo_with_http_and_no_duration_serves_until_stopped(sig):
         assert "Traceback" not in proc.stderr()
     finally:
         proc.kill()
+
+
+def _first_event(url: str) -> dict:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url + "/api/events", timeout=10) as r:
+        for raw in r:
+            line = raw.decode()
+            if line.startswith("data: ") and "job" in (event := json.loads(line[6:])):
+                return event
+    raise AssertionError("the event stream ended without an event")
 
 
 def test_demo_without_http_still_ends_after_its_default_duration():
@@ -85,3 +99,29 @@ def test_demo_force_takes_an_interface_that_is_up_with_an_address(netlab):
     assert r.returncode == 0, r.stderr
     s = last_json(r.stdout)
     assert s["pools_whole"] is True and s["dead"] == []
+
+
+def test_a_cli_job_is_named_in_the_live_stream_and_its_end_is_announced():
+    import json
+    import urllib.request
+
+    proc = Proc(["-m", "aioixy", "pktgen", "null", "--rate", "1000", "--duration", "30",
+                 "--http", "127.0.0.1:0", "--json"])
+    try:
+        url, _ = control_url(proc.wait_line("aioixy: control plane on ", proc.err))
+        with urllib.request.urlopen(url + "/api/events", timeout=30) as r:
+            lines = iter(raw.decode().rstrip("\n") for raw in r)
+            # the server is up before the job has opened its ports and registered
+            first = next(e for ln in lines if ln.startswith("data: ")
+                         and "job" in (e := json.loads(ln[6:])))
+            assert first["job"] == {**first["job"], "name": "pktgen", "running": True}
+            assert first["pktgen"]["rate"] == 1000
+            while not _catches_sigterm(proc):
+                time.sleep(0.02)
+            proc.p.send_signal(signal.SIGINT)
+            # the stream's last words: the job ended (not a broken connection)
+            rest = list(lines)
+        assert "event: end" in rest, rest[-5:]
+        assert proc.p.wait(30) == 0, proc.stderr()
+    finally:
+        proc.kill()

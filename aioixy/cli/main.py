@@ -79,6 +79,38 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                         "every request when bound beyond localhost")
 
 
+def _add_divert(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--divert", type=_divert, metavar="RULES",
+                   help="xdp:/packet: take only these frames, leave the rest to the kernel: "
+                        "PROTO[:PORT],... (e.g. udp:9999,icmp) or the firewall's JSON rules "
+                        "('[{\"action\": \"allow\", \"proto\": \"udp\", \"dport\": 9999}]'); "
+                        "narrow rules need no --force (docs/kernel-ports.md)")
+
+
+def _divert(text: str) -> list[dict[str, Any]]:
+    """--divert: JSON rule dicts, or the short form PROTO[:PORT],... (each one allow rule)."""
+    if text.lstrip().startswith("["):
+        try:
+            rules = json.loads(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"--divert: not JSON: {exc}") from None
+        if not isinstance(rules, list):
+            raise argparse.ArgumentTypeError("--divert: a JSON list of rule objects")
+        return rules
+    rules = []
+    for tok in filter(None, (t.strip() for t in text.split(","))):
+        proto, _, port = tok.partition(":")
+        rule: dict[str, Any] = {"action": "allow", "proto": proto}
+        if port:
+            if not port.isdigit():
+                raise argparse.ArgumentTypeError(f"--divert: {tok!r}: the port is a number")
+            rule["dport"] = int(port)
+        rules.append(rule)
+    if not rules:
+        raise argparse.ArgumentTypeError("--divert: no rules (e.g. udp:9999,icmp)")
+    return rules
+
+
 def _hostport(text: str) -> tuple[str, int]:
     from aioixy.control.app import parse_hostport
 
@@ -206,6 +238,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fwd", help="forward between two devices, both directions")
     p.add_argument("device_a")
     p.add_argument("device_b")
+    _add_divert(p)
     _add_common(p)
     p = sub.add_parser("dump", help="capture to a pcap or pcapng file")
     p.add_argument("device")
@@ -223,6 +256,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--files", "-W", type=_int_in(1, 10**6), metavar="N",
                    help="with -C: a ring of N files FILE0..FILE<N-1>, the oldest overwritten")
     p.add_argument("--count", type=_int_in(0, 2**63), help="stop after this many packets")
+    _add_divert(p)
     _add_common(p)
     p = sub.add_parser("replay", help="send the packets of a pcap file")
     p.add_argument("file")
@@ -254,6 +288,8 @@ class _Setup:
 
         a = self.args
         opts = {"batch_size": a.batch_size, "force": a.force, "options": a.options, **kw}
+        if getattr(a, "divert", None) is not None:
+            opts["divert"] = a.divert
         if a.busy:
             opts["idle"] = aioixy.IdlePolicy.busy()
         p = await self.stack.enter_async_context(aioixy.open(dev, **opts))

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import attrs
 
 from aioixy._ffi import lib
 from aioixy.errors import InvalidOption, PoolSizeWarning
+from aioixy.ops.rules import RuleError, RuleSet
 
 MAX_QUEUES: int = lib.AIOIXY_MAX_QUEUES
 #: most packets in one native burst or one rx hand-over
@@ -99,6 +100,26 @@ def _cpus(value: int | Sequence[int] | None) -> object:
     return value  # not a CPU list: the validator says so
 
 
+def _divert(value: object) -> object:
+    """divert=: None, an aioixy.ops.RuleSet (its default decides unmatched frames), or a list of
+    rule dicts (unmatched frames stay with the kernel)."""
+    if value is None or isinstance(value, RuleSet):
+        return value
+    if isinstance(value, list | tuple):
+        rules = RuleSet(default="deny", max_rules=lib.AIOIXY_DIVERT_MAX_RULES)
+        try:
+            for spec in value:
+                if not isinstance(spec, Mapping):
+                    raise RuleError(f"{spec!r} is not a rule (a dict such as "
+                                    "{'action': 'allow', 'proto': 'udp', 'dport': 9999})")
+                rules.add(spec)
+        except RuleError as exc:
+            raise InvalidOption(f"divert: {exc}") from None
+        return rules
+    raise InvalidOption(f"divert={value!r}: must be a list of rule dicts or an "
+                        "aioixy.ops.RuleSet")
+
+
 @attrs.frozen
 class PortConfig:
     """Everything ``aioixy.open`` accepts; see docs/api.md for each option."""
@@ -149,6 +170,10 @@ class PortConfig:
     #: frames do). ``packet:`` always completes them, from the kernel's per-frame status;
     #: other devices deliver what the wire carried. See docs/kernel-ports.md.
     fix_checksums: bool = attrs.field(default=False, validator=_flag)
+    #: ``xdp:`` / ``packet:``: take only the frames these firewall rules allow (compiled into the
+    #: XDP program / a socket filter at open; later changes to a RuleSet do not reach it); every
+    #: other frame stays with the kernel. See docs/kernel-ports.md.
+    divert: RuleSet | None = attrs.field(default=None, converter=_divert, eq=False)
     options: str = attrs.field(default="", validator=_text("driver options, 'key=value,...'",
                                                            empty=True))
 
@@ -194,6 +219,9 @@ class PortConfig:
             raise InvalidOption(f"link_timeout={value!r}: must be 0..600 seconds")
 
     def __attrs_post_init__(self) -> None:
+        if self.divert is not None and not self.device.startswith(("xdp:", "packet:")):
+            raise InvalidOption(f"divert: {self.device!r} is not a kernel port (xdp:IFACE or "
+                                "packet:IFACE); other devices take every frame of their wire")
         # `pair` is the testing device: lossless unless asked otherwise (a full wire pushes
         # back on the sender, a full rx ring leaves packets on the wire), so a test sees every
         # packet it sent. Devices that model a NIC drop on overflow, as a NIC does.
@@ -260,6 +288,25 @@ class PortConfig:
         d.tx_only = not self.rx
         d.fix_checksums = self.fix_checksums
         opts = ffi.new("char[]", self.options.encode())
+        keep: list[object] = [opts]
+        if self.divert is not None:
+            rules = list(self.divert)
+            if len(rules) > lib.AIOIXY_DIVERT_MAX_RULES:
+                raise InvalidOption(f"divert: {len(rules)} rules; at most "
+                                    f"{lib.AIOIXY_DIVERT_MAX_RULES} compile into the kernel's "
+                                    "filter")
+            arr = ffi.new("struct aioixy_divert_rule[]", max(1, len(rules)))
+            for slot, r in zip(arr, rules, strict=False):
+                slot.src, slot.src_mask = _prefix_pair(r.src)
+                slot.dst, slot.dst_mask = _prefix_pair(r.dst)
+                slot.proto = -1 if r.proto is None else r.proto
+                slot.dport = -1 if r.dport is None else r.dport
+                slot.allow = r.action == "allow"
+            d.divert = True
+            d.divert_rules = arr
+            d.divert_count = len(rules)
+            d.divert_default = self.divert.default == "allow"
+            keep.append(arr)
         d.options = opts
         c.batch_size = self.batch_size
         c.rx_ring_size = self.ring_size
@@ -276,7 +323,7 @@ class PortConfig:
         c.rx_enabled = self.rx
         if group is not None:
             c.poller = group._native()
-        return c, opts
+        return c, keep
 
 
 def path_pool_size(*configs: PortConfig) -> int:
@@ -284,3 +331,10 @@ def path_pool_size(*configs: PortConfig) -> int:
     whose frames are forwarded zero-copy through a lossless chain): the sum of their capacities,
     so the chain's back-pressure stops the sender before its pool can run dry."""
     return max(MIN_POOL, sum(c.capacity for c in configs))
+
+
+def _prefix_pair(net) -> tuple[int, int]:
+    """(address, mask) of an IPv4 prefix, (0, 0) for "any"."""
+    if net is None:
+        return 0, 0
+    return int(net.network_address), int(net.netmask)

@@ -1,4 +1,5 @@
 #include "bpf.h"
+#include "divert.h"
 
 #include <errno.h>
 #include <linux/bpf.h>
@@ -28,6 +29,8 @@ struct aioixy_xdp_prog {
     int map_fd, prog_fd, link_fd; /* link_fd < 0: attached through netlink */
     uint32_t mode_flag;           /* XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE */
     uint32_t queues_bound[XSKMAP_ENTRIES / 32];
+    struct bpf_insn *divert_insns; /* the divert program it runs (NULL: the plain one) */
+    uint32_t divert_len;
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -95,9 +98,9 @@ static int create_xskmap(void)
  *   r3 = XDP_PASS            (bpf_redirect_map's fallback action when the slot is empty)
  *   return bpf_redirect_map(r1, r2, r3)
  */
-static int load_program(int map_fd)
+static int load_program(int map_fd, const struct bpf_insn *divert_insns, uint32_t divert_len)
 {
-    struct bpf_insn insns[] = {
+    struct bpf_insn plain[] = {
         {.code = BPF_LDX | BPF_MEM | BPF_W, .dst_reg = BPF_REG_2, .src_reg = BPF_REG_1,
          .off = (int16_t)offsetof(struct xdp_md, rx_queue_index)},
         {.code = BPF_LD | BPF_DW | BPF_IMM, .dst_reg = BPF_REG_1, .src_reg = BPF_PSEUDO_MAP_FD,
@@ -111,8 +114,8 @@ static int load_program(int map_fd)
     union bpf_attr a;
     memset(&a, 0, sizeof(a));
     a.prog_type = BPF_PROG_TYPE_XDP;
-    a.insns = ptr64(insns);
-    a.insn_cnt = sizeof(insns) / sizeof(insns[0]);
+    a.insns = divert_insns ? ptr64(divert_insns) : ptr64(plain);
+    a.insn_cnt = divert_insns ? divert_len : sizeof(plain) / sizeof(plain[0]);
     a.license = ptr64("Dual MIT/GPL");
     snprintf(a.prog_name, sizeof(a.prog_name), "%s", AIOIXY_XDP_PROG_NAME);
     int fd = (int)sys_bpf(BPF_PROG_LOAD, &a);
@@ -453,16 +456,43 @@ static void destroy(struct aioixy_xdp_prog *p)
         close(p->prog_fd);
     if (p->map_fd >= 0)
         close(p->map_fd);
+    free(p->divert_insns);
     free(p);
 }
 
+/* The divert program for d on map_fd, in a fresh allocation (*len instructions). */
+static struct bpf_insn *divert_program(const struct aioixy_divert *d, int map_fd, uint32_t *len)
+{
+    struct bpf_insn *insns = malloc(sizeof(*insns) * AIOIXY_DIVERT_EBPF_MAX);
+    if (insns)
+        *len = aioixy_divert_ebpf(d, map_fd, XDP_PASS, insns);
+    return insns;
+}
+
 int aioixy_xdp_acquire(int ifindex, const char *ifname, enum aioixy_xdp_mode mode,
-                       enum aioixy_xdp_attach how, bool force, struct aioixy_xdp_prog **out)
+                       enum aioixy_xdp_attach how, bool force, const struct aioixy_divert *divert,
+                       struct aioixy_xdp_prog **out)
 {
     *out = NULL;
     pthread_mutex_lock(&registry_lock);
     for (struct aioixy_xdp_prog *p = registry; p; p = p->next) {
         if (p->ifindex == ifindex) {
+            /* one program per interface: ports sharing it must want the same diversion */
+            bool same = !divert && !p->divert_insns;
+            if (divert && p->divert_insns) {
+                uint32_t len = 0;
+                struct bpf_insn *want = divert_program(divert, p->map_fd, &len);
+                same = want && len == p->divert_len &&
+                       memcmp(want, p->divert_insns, len * sizeof(*want)) == 0;
+                free(want);
+            }
+            if (!same) {
+                pthread_mutex_unlock(&registry_lock);
+                return aioixy_set_error(AIOIXY_EBUSY, "%s already has this process's XDP program "
+                                        "with %s: ports of one process on one interface share "
+                                        "it, so they must divert the same rules", ifname,
+                                        p->divert_insns ? "divert rules" : "no divert rules");
+            }
             bool want_native = mode == AIOIXY_XDP_NATIVE, want_generic = mode == AIOIXY_XDP_GENERIC;
             if ((want_native && p->mode_flag != XDP_FLAGS_DRV_MODE) ||
                 (want_generic && p->mode_flag != XDP_FLAGS_SKB_MODE)) {
@@ -489,7 +519,11 @@ int aioixy_xdp_acquire(int ifindex, const char *ifname, enum aioixy_xdp_mode mod
         goto fail;
     if ((p->map_fd = rc = create_xskmap()) < 0)
         goto fail;
-    if ((p->prog_fd = rc = load_program(p->map_fd)) < 0)
+    if (divert && !(p->divert_insns = divert_program(divert, p->map_fd, &p->divert_len))) {
+        rc = aioixy_set_error(AIOIXY_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((p->prog_fd = rc = load_program(p->map_fd, p->divert_insns, p->divert_len)) < 0)
         goto fail;
     if ((rc = attach(p, ifname, mode, how)) != 0)
         goto fail;

@@ -6,6 +6,8 @@
  * one process on one interface share the attachment (reference counted), so "xdp:eth1:0" and
  * "xdp:eth1:1" can be two ports.
  *
+ * With divert rules (divert.h) the program redirects only what they allow and passes the rest.
+ *
  * Attach: BPF_LINK_CREATE (the link belongs to its fd, so a SIGKILLed process leaves nothing on
  * the interface); netlink IFLA_XDP with XDP_FLAGS_UPDATE_IF_NOEXIST when links are unavailable
  * (kernels < 5.9) or asked for. A netlink-attached program survives its process: the next open
@@ -19,6 +21,8 @@
 
 #define AIOIXY_XDP_PROG_NAME "aioixy_xsk"
 
+struct aioixy_divert; /* divert.h: NULL = redirect every frame of a bound queue */
+
 enum aioixy_xdp_mode { AIOIXY_XDP_AUTO = 0, AIOIXY_XDP_NATIVE = 1, AIOIXY_XDP_GENERIC = 2 };
 enum aioixy_xdp_attach { AIOIXY_ATTACH_AUTO = 0, AIOIXY_ATTACH_LINK = 1, AIOIXY_ATTACH_NETLINK = 2 };
 
@@ -27,7 +31,8 @@ struct aioixy_xdp_prog;
 /* Find or create this process's attachment on ifindex. `force` replaces a foreign program.
  * 0 or -AIOIXY_E* with the error message set. */
 int aioixy_xdp_acquire(int ifindex, const char *ifname, enum aioixy_xdp_mode mode,
-                       enum aioixy_xdp_attach how, bool force, struct aioixy_xdp_prog **out);
+                       enum aioixy_xdp_attach how, bool force, const struct aioixy_divert *divert,
+                       struct aioixy_xdp_prog **out);
 /* Point rx queue `queue` at AF_XDP socket `xsk_fd` (0 or -AIOIXY_E*; EBUSY if taken). */
 int aioixy_xdp_bind_queue(struct aioixy_xdp_prog *p, uint32_t queue, int xsk_fd);
 void aioixy_xdp_unbind_queue(struct aioixy_xdp_prog *p, uint32_t queue);

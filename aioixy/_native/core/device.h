@@ -33,6 +33,16 @@
 #define AIOIXY_DEFAULT_LINK_TIMEOUT_MS 10000u
 
 /* Open-time configuration, filled by the port layer from the Python options. */
+/* One rule of a divert set (kernel ports; bus/divert.h): RuleSet semantics, IPv4 only. */
+struct aioixy_divert_rule {
+    uint32_t src, src_mask;    /* host order; mask 0: any source */
+    uint32_t dst, dst_mask;
+    int32_t proto;             /* -1: any */
+    int32_t dport;             /* -1: any (needs proto 6 or 17 otherwise) */
+    uint8_t allow;             /* 1: divert to the port, 0: leave to the kernel */
+};
+#define AIOIXY_DIVERT_MAX_RULES 256
+
 struct aioixy_dev_config {
     uint16_t rx_queues;        /* >= 1 */
     uint16_t tx_queues;        /* >= 1 */
@@ -52,6 +62,10 @@ struct aioixy_dev_config {
     bool tx_only;              /* the port never receives (rx=False): take nothing from the
                                 * interface (xdp: attaches no program at all) */
     bool fix_checksums;        /* xdp: complete partial TCP/UDP checksums on rx (bus/kframe.h) */
+    bool divert;               /* take only what divert_rules allow (xdp:, packet:) */
+    const struct aioixy_divert_rule *divert_rules; /* read at open only */
+    uint32_t divert_count;
+    bool divert_default;       /* the verdict when no rule matches (and for non-IPv4 frames) */
     /* free-form "key=value,key=value" driver options (e.g. "rate=1000" or model wiring) */
     const char *options;
 };

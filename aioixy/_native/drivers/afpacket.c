@@ -25,12 +25,14 @@
  * own rx (PACKET_IGNORE_OUTGOING), so the port sees what arrives on the wire, as a NIC would.
  */
 #include "device.h"
+#include "divert.h"
 #include "kframe.h"
 #include "netif.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if_ether.h>
+#include <linux/filter.h>
 #include <linux/if_packet.h>
 #include <linux/virtio_net.h>
 #include <poll.h>
@@ -101,7 +103,8 @@ struct pkt_dev {
     uint32_t max_frame;            /* longest frame tx accepts: MTU + Ethernet (+ VLAN) header */
     bool v2;                       /* options ring=v2: TPACKET_V2 slots instead of V3 blocks */
     pthread_mutex_t lock;          /* stats accumulation, promisc */
-    uint64_t kernel_drops;         /* PACKET_STATISTICS tp_drops, summed (reading resets them) */
+    uint64_t kernel_drops;
+    struct aioixy_divert divert;   /* cfg's rules (valid during open only) */         /* PACKET_STATISTICS tp_drops, summed (reading resets them) */
     struct pkt_queue q[AIOIXY_MAX_QUEUES];
 };
 
@@ -762,6 +765,14 @@ static int open_queue(struct pkt_dev *pd, uint16_t i, const struct aioixy_dev_co
         .sll_protocol = pq->rx ? htons(ETH_P_ALL) : 0,
         .sll_ifindex = pd->nif.ifindex,
     };
+    if (pq->rx && cfg->divert) {
+        /* before bind: the socket never holds a frame the rules do not allow */
+        static _Thread_local struct sock_filter code[AIOIXY_DIVERT_CBPF_MAX];
+        struct sock_fprog prog = {.len = (unsigned short)aioixy_divert_cbpf(&pd->divert, code),
+                                  .filter = code};
+        if (setsockopt(pq->fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)))
+            return sock_err(pd, "SO_ATTACH_FILTER (divert rules)", errno);
+    }
     if (bind(pq->fd, (struct sockaddr *)&sll, sizeof(sll)))
         return sock_err(pd, "bind", errno);
     if (pq->rx && pd->dev.num_rx_queues > 1) {
@@ -800,7 +811,12 @@ static int pkt_open(const char *name, const struct aioixy_dev_config *cfg, struc
     pd->dev.dma.vfio_container_fd = -1;
     rc = aioixy_netif_lookup(ifname, &pd->nif);
     if (!rc)
-        rc = aioixy_netif_check_safe(&pd->nif, cfg->force, "packet");
+        rc = cfg->divert ? aioixy_divert_from_config(cfg, &pd->divert) : 0;
+    /* a socket that sees only what narrow rules name (divert.h) may sit on an interface that
+     * carries the host's traffic: packet: never takes frames from the kernel anyway */
+    bool narrow = !rc && cfg->divert && aioixy_divert_is_narrow(&pd->divert);
+    if (!rc)
+        rc = aioixy_netif_check_safe(&pd->nif, cfg->force || narrow, "packet");
     if (!rc)
         rc = aioixy_netif_check_up(&pd->nif, "packet");
     if (rc) {

@@ -34,6 +34,7 @@
 
 #include "bpf.h"
 #include "device.h"
+#include "divert.h"
 #include "kframe.h"
 #include "netif.h"
 
@@ -675,7 +676,13 @@ static int xdp_open(const char *name, const struct aioixy_dev_config *cfg, struc
         return aioixy_set_error(AIOIXY_EINVAL, "xdp:%s: the interface has %u queue(s); cannot bind "
                                 "queue%s %u%s", ifname, nifq, nq > 1 ? "s" : "", first,
                                 nq > 1 ? " and up" : "");
-    if ((rc = aioixy_netif_check_safe(&nif, cfg->force, "xdp")) != 0 ||
+    struct aioixy_divert dv;
+    if (cfg->divert && (rc = aioixy_divert_from_config(cfg, &dv)) != 0)
+        return rc;
+    /* rules that take only what they name leave the host's own traffic to the kernel: such a
+     * port may run on an interface that carries it (docs/kernel-ports.md, "Divert") */
+    bool narrow = cfg->divert && !cfg->tx_only && aioixy_divert_is_narrow(&dv);
+    if ((rc = aioixy_netif_check_safe(&nif, cfg->force || narrow, "xdp")) != 0 ||
         (rc = aioixy_netif_check_up(&nif, "xdp")) != 0)
         return rc;
     int rxs = ring_size(cfg->rx_descs, "rx_descs"), txs = ring_size(cfg->tx_descs, "tx_descs");
@@ -718,7 +725,8 @@ static int xdp_open(const char *name, const struct aioixy_dev_config *cfg, struc
      * replay) attaches none: it must not take a single frame from the kernel, and an AF_XDP
      * socket transmits without any program */
     uint16_t nrx = cfg->tx_only ? 0 : cfg->rx_queues;
-    if (nrx && (rc = aioixy_xdp_acquire(nif.ifindex, ifname, mode, how, cfg->force, &x->prog)) != 0)
+    if (nrx && (rc = aioixy_xdp_acquire(nif.ifindex, ifname, mode, how, cfg->force,
+                                       cfg->divert ? &dv : NULL, &x->prog)) != 0)
         goto fail;
     for (uint16_t i = 0; i < nq; i++)
         if ((rc = open_queue(x, i, first + i, i < nrx, (uint32_t)rxs, (uint32_t)txs, zc_mode)) != 0)

@@ -17,6 +17,7 @@ from aioixy.errors import (
     BatchBusy,
     DeviceBusy,
     DeviceError,
+    DeviceGone,
     DeviceIOError,
     DeviceNotFound,
     DeviceTimeout,
@@ -37,9 +38,9 @@ from aioixy.ops.filter import Filter
 __version__ = "0.1.0"
 
 __all__ = [
-    "AioixyError", "BatchBusy", "DeviceBusy", "DeviceError", "DeviceIOError", "DeviceNotFound",
-    "DeviceStats", "DeviceTimeout", "Filter", "FrameSpec", "Generator", "IdlePolicy",
-    "InvalidOption", "LinkStatus",
+    "AioixyError", "BatchBusy", "DeviceBusy", "DeviceError", "DeviceGone", "DeviceIOError",
+    "DeviceNotFound", "DeviceStats", "DeviceTimeout", "Filter", "FrameSpec", "Generator",
+    "IdlePolicy", "InvalidOption", "LinkStatus",
     "NoHugepages", "NotPermitted", "OutOfMemory", "Packet", "PacketBatch", "PacketRejected",
     "PacketReleased", "PollGroup", "PoolExhausted", "PoolSizeWarning", "Port", "PortClosed",
     "PortConfig", "PortForked", "PortStats", "QueueStats", "RxStream", "WrongThread", "merge",

@@ -41,6 +41,12 @@ class DeviceIOError(AioixyError, OSError):
     """An I/O error talking to the device or sysfs."""
 
 
+class DeviceGone(DeviceIOError):
+    """The device disappeared under the open port (a kernel interface was deleted, moved to
+    another network namespace, or deleted and re-created under the same name): nothing can be
+    sent or received any more. Close the port and open the interface again."""
+
+
 class OutOfMemory(AioixyError, MemoryError):
     """No heap or DMA memory left."""
 
@@ -97,6 +103,7 @@ _BY_CODE: dict[int, type[AioixyError]] = {
     lib.AIOIXY_EIO: DeviceIOError,
     lib.AIOIXY_ETIMEDOUT: DeviceTimeout,
     lib.AIOIXY_EDEVICE: DeviceError,
+    lib.AIOIXY_EGONE: DeviceGone,
 }
 
 

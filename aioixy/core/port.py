@@ -24,6 +24,7 @@ from aioixy.core.pollgroup import PollGroup, resolve
 from aioixy.core.stats import DeviceStats, LinkStatus, PortStats, QueueStats
 from aioixy.core.wakeup import QueueWaiter, wait_any
 from aioixy.errors import (
+    AioixyError,
     InvalidOption,
     PacketRejected,
     PoolExhausted,
@@ -96,11 +97,16 @@ class Port:
         self._tx_turns = 0
         #: the frame lengths tx accepts (shorter or longer: PacketRejected)
         self.min_tx_len: int = info.min_tx_len
-        self.max_tx_len: int = info.max_tx_len
         _open_ports.add(self)
         if handle is None:
             handle = ffi.new("struct aioixy_port *[1]", [native])
         self._h = handle  # last: a Port that failed half-way is closed by its opener
+
+    @property
+    def max_tx_len(self) -> int:
+        """The longest frame tx accepts now: a kernel port follows the interface's MTU."""
+        self._check()
+        return port_info(self._p).max_tx_len
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -256,10 +262,13 @@ class Port:
         other._check()
         return all(lib.aioixy_port_reaches_pool_of(self._p, other._p, q) for q in range(other._nq))
 
-    def _rejected(self, queue: int, buf, sent: int) -> PacketRejected | None:
+    def _rejected(self, queue: int, buf, sent: int) -> AioixyError | None:
         """Why the enqueue stopped before `buf`: None if only the ring was full."""
-        if not _tx_check(self._p, queue, buf):
+        rc = _tx_check(self._p, queue, buf)
+        if not rc:
             return None
+        if rc == -lib.AIOIXY_EGONE:
+            return errors.from_native(rc)  # DeviceGone: the packets stay with their batch
         msg = ffi.string(lib.aioixy_last_error()).decode(errors="replace")
         return PacketRejected(f"{msg} ({sent} packets before it were queued; it and the rest "
                               "stay with their batch)", sent)
@@ -271,7 +280,9 @@ class Port:
         every few calls even when it has room. If cancelled, the packets not yet queued remain
         owned by their batch (and go back to the pool with it). A packet the device cannot send
         (see :attr:`min_tx_len`, :attr:`max_tx_len`; a buffer it cannot DMA from) raises
-        :class:`PacketRejected`: it and the packets after it stay with their batch.
+        :class:`PacketRejected`: it and the packets after it stay with their batch. A device that
+        disappeared (a kernel interface deleted) raises :class:`DeviceGone`, also in a tx that
+        was waiting for room; the packets not yet queued stay with their batch.
         """
         self._check()
         self._check_queue(queue, "tx", self.tx_queues)
@@ -444,6 +455,9 @@ class RxStream:
                     self._turn = (self._turn + i + 1) % nq
                     return batch
             self._since_yield = 0
+            rc = lib.aioixy_port_fault(p)
+            if rc:
+                raise errors.from_native(rc)  # DeviceGone: nothing will ever arrive
             try:
                 if nq == 1:
                     await self._waiters[0].wait(True, False)

@@ -264,3 +264,37 @@ int aioixy_netif_promisc(int *fd, const struct aioixy_netif *nif, bool on, const
                                 nif->name, on ? "enable" : "disable", strerror(errno));
     return 0;
 }
+
+void aioixy_netif_now(int ifindex, struct aioixy_netif_now *out)
+{
+    memset(out, 0, sizeof(*out));
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return; /* cannot tell: say nothing rather than "gone" */
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_ifindex = ifindex;
+    if (ioctl(s, SIOCGIFNAME, &ifr) != 0) {
+        out->gone = errno == ENODEV || errno == ENXIO;
+        close(s);
+        return;
+    }
+    snprintf(out->name, sizeof(out->name), "%.*s", (int)sizeof(out->name) - 1, ifr.ifr_name);
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0)
+        out->up = (ifr.ifr_flags & (IFF_UP | IFF_RUNNING)) == (IFF_UP | IFF_RUNNING);
+    if (ioctl(s, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 0)
+        out->mtu = (uint32_t)ifr.ifr_mtu;
+    close(s);
+}
+
+void aioixy_netif_link_of(int ifindex, struct aioixy_link *out)
+{
+    struct aioixy_netif_now now;
+    aioixy_netif_now(ifindex, &now);
+    if (now.gone || !now.name[0]) {
+        out->up = false;
+        out->speed_mbps = 0;
+        return;
+    }
+    aioixy_netif_link(now.name, out); /* by its current name, never a namesake's */
+}

@@ -45,6 +45,18 @@ void aioixy_netif_traffic(const char *name, struct aioixy_netif_traffic *out);
 int aioixy_netif_check_safe(const struct aioixy_netif *nif, bool force, const char *what);
 /* Link state and speed from sysfs (operstate, speed). */
 void aioixy_netif_link(const char *name, struct aioixy_link *out);
+/* What the interface the port opened (its ifindex) is now. An interface deleted, moved to
+ * another network namespace, or deleted and re-created under the same name (a new ifindex) is
+ * gone: the port's sockets are bound to an interface that no longer exists here. */
+struct aioixy_netif_now {
+    bool gone;
+    bool up;        /* IFF_UP and IFF_RUNNING */
+    uint32_t mtu;
+    char name[AIOIXY_IFNAMSIZ]; /* its current name (it may have been renamed) */
+};
+void aioixy_netif_now(int ifindex, struct aioixy_netif_now *out);
+/* Link state of the interface with this ifindex (down if it is gone). */
+void aioixy_netif_link_of(int ifindex, struct aioixy_link *out);
 /* 0, or -AIOIXY_EINVAL if the interface is administratively down: aioixy never changes an
  * interface's state, and a down interface would take the port's frames nowhere. */
 int aioixy_netif_check_up(const struct aioixy_netif *nif, const char *what);

@@ -55,6 +55,7 @@ enum aioixy_err {
     AIOIXY_EIO = 7,         /* I/O error talking to the device or sysfs */
     AIOIXY_ETIMEDOUT = 8,   /* device did not respond in time (reset, link, queue enable) */
     AIOIXY_EDEVICE = 9,     /* device reported/was caught in an error state (e.g. model fault) */
+    AIOIXY_EGONE = 10,      /* the device disappeared under an open port (interface deleted) */
 };
 
 /* Record an error for the calling thread and return -code (so callers can

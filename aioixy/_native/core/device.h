@@ -119,6 +119,11 @@ struct aioixy_dev_ops {
      * The driver may do its pre-sleep work here (e.g. a wake-up syscall the kernel asked for).
      * Python enqueuing tx rings the doorbell whatever the device. NULL: AIOIXY_POLL_TIMED. */
     int (*poll_fd)(struct aioixy_dev *dev, uint16_t q, short *events);
+    /* Optional, with poll_fd: poll() reported POLLERR/POLLHUP/POLLNVAL on that fd (queue q's
+     * poller, on its thread). Clear what can be cleared (a socket's pending error) and find out
+     * what it means (the link went down; the interface is gone: aioixy_dev_set_gone). The
+     * poller then pauses 1 ms, so even an error that stays never makes it spin. */
+    void (*poll_error)(struct aioixy_dev *dev, uint16_t q);
     /* Optional. Called in a forked child (which has none of the pollers) for a device its
      * parent has open: close the child's copies of the device's kernel objects (sockets, their
      * mappings), which would otherwise keep them alive after the parent closed the port (a
@@ -160,8 +165,15 @@ struct aioixy_dev {
      * [min_tx_len, max_tx_len] and buffers from pools this device can DMA from
      * (aioixy_mempool_dma_reachable with `dma`); with tx_own_pools, only from its own pools.
      * Set by the driver's open; 0 means "no limit of its own" (1 and the buffer size). */
-    uint32_t min_tx_len, max_tx_len;
+    uint32_t min_tx_len;
+    _Atomic uint32_t max_tx_len; /* a driver may lower or raise it later (the MTU changed) */
     bool tx_own_pools;
+    /* Set once (aioixy_dev_set_gone), from any thread, when the device disappeared under the
+     * port (a kernel interface deleted or moved away): the port layer then refuses tx with
+     * -AIOIXY_EGONE and `gone_msg`, drops what is queued (counted in tx_errors) and wakes
+     * whoever waits. Nothing ever clears it: a re-created interface is another device. */
+    _Atomic int gone; /* 0; 1 while the first caller writes gone_msg; 2 once it is set */
+    char gone_msg[192];
     /* one pool per queue index (max(rx, tx) queues), created by the driver with
      * aioixy_dev_create_pools() once its DMA context is ready */
     uint16_t num_pools;
@@ -210,6 +222,13 @@ bool aioixy_driver_pci_id(uint32_t i, uint16_t *vendor, uint16_t *device, const 
 
 /* Helpers for drivers */
 int aioixy_dev_create_pools(struct aioixy_dev *dev, const struct aioixy_dev_config *cfg);
+/* Mark the device gone (see `gone`) with a message saying why; only the first call counts. */
+void aioixy_dev_set_gone(struct aioixy_dev *dev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline bool aioixy_dev_is_gone(const struct aioixy_dev *dev)
+{
+    /* acquire: whoever sees 2 also sees gone_msg */
+    return atomic_load_explicit(&((struct aioixy_dev *)dev)->gone, memory_order_acquire) == 2;
+}
 void aioixy_dev_release_pools(struct aioixy_dev *dev);
 
 #endif

@@ -26,6 +26,7 @@ struct aioixy_poller {
         uint32_t n;
         struct port_queue *m[AIOIXY_POLLER_MAX_MEMBERS];
         struct pollfd pfd[AIOIXY_POLLER_MAX_MEMBERS + 1];
+        uint32_t who[AIOIXY_POLLER_MAX_MEMBERS + 1]; /* the member of each pfd entry */
     } run AIOIXY_CACHE_ALIGNED;
     /* under lock: the wanted members and the hand-over to the thread */
     pthread_mutex_t lock;
@@ -101,7 +102,7 @@ static bool poller_sleep(struct aioixy_poller *p, bool timed, uint32_t sleep_us)
             return false;
         }
         if (pfd[nfd].fd >= 0)
-            nfd++;
+            p->run.who[nfd++] = i;
     }
     struct timespec ts, *tp = NULL;
     if (timed && p->run.n) {
@@ -121,6 +122,18 @@ static bool poller_sleep(struct aioixy_poller *p, bool timed, uint32_t sleep_us)
     }
     for (uint32_t i = 0; i < p->run.n; i++)
         aioixy_queue_count_sleep(p->run.m[i]);
+    bool error = false;
+    for (nfds_t j = 1; n > 0 && j < nfd; j++)
+        if (pfd[j].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+            /* reported at once, every time, until someone clears it (a socket keeps ENETDOWN
+             * after a link down/up): the device clears it */
+            aioixy_queue_poll_error(p->run.m[p->run.who[j]]);
+            error = true;
+        }
+    if (error) { /* and should it stay, a pause: sleeps, never a spinning core */
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000000};
+        nanosleep(&pause, NULL);
+    }
     return n == 0;
 }
 

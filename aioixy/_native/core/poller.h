@@ -55,6 +55,9 @@ int aioixy_queue_round(struct port_queue *q);
 bool aioixy_queue_sleep_check(struct port_queue *q, struct pollfd *pfd, bool *timed);
 /* port.c: count one sleep in the member's stats (poller thread: the counter's one writer) */
 void aioixy_queue_count_sleep(struct port_queue *q);
+/* port.c: ppoll() reported POLLERR/POLLHUP/POLLNVAL on the fd the member gave (the device's
+ * poll_error op clears and interprets it) */
+void aioixy_queue_poll_error(struct port_queue *q);
 
 /* name: the thread's name (15 characters at most). 0 or -AIOIXY_E*; the caller holds one
  * reference. */

@@ -26,6 +26,7 @@ struct port_queue {
         _Atomic uint64_t rx_packets, rx_bytes, rx_dropped;
         _Atomic uint64_t tx_packets, tx_bytes;
         _Atomic uint64_t wakeups, rx_batches, tx_batches, idle_sleeps;
+        _Atomic uint64_t tx_gone; /* dropped because the device is gone: in tx_errors */
         _Atomic uint32_t tx_pending;
     } st AIOIXY_CACHE_ALIGNED;
     /* poller-private working state */
@@ -39,7 +40,7 @@ struct port_queue {
     struct aioixy_port *port AIOIXY_CACHE_ALIGNED;
     struct aioixy_ring *rx_ring;
     struct aioixy_ring *tx_ring;
-    uint32_t min_tx_len, tx_len_span; /* valid: len - min_tx_len <= tx_len_span (unsigned) */
+    uint32_t min_tx_len; /* valid: len - min_tx_len <= dev->max_tx_len - min_tx_len (unsigned) */
     struct aioixy_mempool *own_pool;  /* this queue's pool: always DMA-reachable */
     uint16_t qid;
     bool do_rx, do_tx;
@@ -109,8 +110,11 @@ static int poll_rx(struct port_queue *q, struct aioixy_dev *dev, const struct ai
     }
     struct aioixy_pkt_buf **b = q->work.scratch;
     uint32_t n = dev->ops->rx_batch(dev, q->qid, b, want);
-    if (!n)
+    if (!n) {
+        if (aioixy_unlikely(aioixy_dev_is_gone(dev)))
+            notify(q, WANT_RX); /* a waiting rx stream finds out (aioixy_port_fault) */
         return ROUND_IDLE;
+    }
     /* sum before publishing: once in the ring, Python may free (and reuse) a buffer at once */
     uint64_t bytes = 0;
     for (uint32_t i = 0; i < n; i++)
@@ -131,8 +135,31 @@ static int poll_rx(struct port_queue *q, struct aioixy_dev *dev, const struct ai
     return ROUND_WORK;
 }
 
+/* The device is gone: nothing queued can ever leave. Free it all (counted, in tx_errors) and
+ * wake a tx() waiting for room, which then finds out (aioixy_tx_check). Runs every round, so
+ * frames an enqueue raced in past the check go the same way. */
+static int drop_tx(struct port_queue *q, const struct aioixy_port_config *cfg)
+{
+    uint64_t dropped = q->work.pending_count;
+    if (q->work.pending_count)
+        aioixy_mempool_free_bulk(q->work.pending + q->work.pending_head, q->work.pending_count);
+    q->work.pending_count = 0;
+    atomic_store_explicit(&q->st.tx_pending, 0, memory_order_relaxed);
+    uint32_t n;
+    while ((n = aioixy_ring_dequeue_burst(q->tx_ring, (void **)q->work.scratch, cfg->batch_size)) > 0) {
+        aioixy_mempool_free_bulk(q->work.scratch, n);
+        dropped += n;
+    }
+    if (dropped)
+        aioixy_counter_add(&q->st.tx_gone, dropped);
+    notify(q, WANT_TX | WANT_RX);
+    return ROUND_IDLE;
+}
+
 static int poll_tx(struct port_queue *q, struct aioixy_dev *dev, const struct aioixy_port_config *cfg)
 {
+    if (aioixy_unlikely(aioixy_dev_is_gone(dev)))
+        return drop_tx(q, cfg);
     if (q->work.pending_count == 0) {
         uint32_t n = aioixy_ring_dequeue_burst(q->tx_ring, (void **)q->work.pending, cfg->batch_size);
         q->work.pending_head = 0;
@@ -206,6 +233,13 @@ bool aioixy_queue_sleep_check(struct port_queue *q, struct pollfd *pfd, bool *ti
 }
 
 void aioixy_queue_count_sleep(struct port_queue *q) { aioixy_counter_add(&q->st.idle_sleeps, 1); }
+
+void aioixy_queue_poll_error(struct port_queue *q)
+{
+    struct aioixy_dev *dev = q->port->dev;
+    if (dev->ops->poll_error)
+        dev->ops->poll_error(dev, q->qid);
+}
 
 
 static int check_config(const struct aioixy_port_config *cfg)
@@ -389,7 +423,6 @@ int aioixy_port_open(const char *device, const struct aioixy_port_config *cfg, s
         q->do_rx = cfg->rx_enabled && i < dev->num_rx_queues;
         q->do_tx = i < dev->num_tx_queues;
         q->min_tx_len = dev->min_tx_len;
-        q->tx_len_span = dev->max_tx_len - dev->min_tx_len;
         q->own_pool = i < dev->num_pools ? dev->pools[i] : NULL;
         q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (q->efd < 0) {
@@ -429,6 +462,14 @@ void aioixy_port_close(struct aioixy_port *port)
         return;
     detach_and_drain(port);
     destroy_port(port);
+}
+
+int aioixy_port_fault(struct aioixy_port *port)
+{
+    aioixy_clear_error();
+    if (aioixy_dev_is_gone(port->dev))
+        return aioixy_set_error(AIOIXY_EGONE, "%s", port->dev->gone_msg);
+    return 0;
 }
 
 void aioixy_port_forget_after_fork(struct aioixy_port *port)
@@ -498,7 +539,9 @@ static inline uint32_t tx_valid_prefix(const struct port_queue *pq, struct aioix
                                        uint32_t n)
 {
     const struct aioixy_mempool *reachable = pq->own_pool;
-    const uint32_t min = pq->min_tx_len, span = pq->tx_len_span;
+    /* the driver may move the limit while the port is open (the interface's MTU changed) */
+    const uint32_t min = pq->min_tx_len,
+                   span = atomic_load_explicit(&pq->port->dev->max_tx_len, memory_order_relaxed) - min;
     for (uint32_t i = 0; i < n; i++) {
         const struct aioixy_pkt_buf *b = bufs[i];
         if (aioixy_unlikely(b->len - min > span))
@@ -515,8 +558,8 @@ static inline uint32_t tx_valid_prefix(const struct port_queue *pq, struct aioix
 uint32_t aioixy_tx_enqueue(struct aioixy_port *port, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n)
 {
     struct port_queue *pq = port->q[q];
-    if (!pq->tx_ring)
-        return 0;
+    if (!pq->tx_ring || aioixy_unlikely(aioixy_dev_is_gone(port->dev)))
+        return 0; /* aioixy_tx_check says why */
     uint32_t k = aioixy_ring_enqueue_burst(pq->tx_ring, (void *const *)bufs, tx_valid_prefix(pq, bufs, n));
     if (k)
         aioixy_doorbell_ring(pq->bell); /* wakes the poller only if it sleeps */
@@ -572,6 +615,8 @@ int aioixy_tx_check(struct aioixy_port *port, uint16_t q, const struct aioixy_pk
     struct port_queue *pq = port->q[q];
     const struct aioixy_dev *dev = port->dev;
     aioixy_clear_error();
+    if (aioixy_dev_is_gone(dev))
+        return aioixy_set_error(AIOIXY_EGONE, "%s", dev->gone_msg);
     if (buf->len < dev->min_tx_len)
         return aioixy_set_error(AIOIXY_EINVAL, "packet of %u bytes refused: %s (%s) sends frames of "
                                 "at least %u bytes", buf->len, dev->name, dev->driver, dev->min_tx_len);
@@ -597,8 +642,10 @@ int aioixy_queue_prepare_wait(struct aioixy_port *port, uint16_t q, bool want_rx
         return 1;
     /* the RMW pairs with the one in notify(): see there */
     atomic_exchange_explicit(&pq->py.waiting, bits, memory_order_acq_rel);
+    /* a gone device never brings anything again: the caller finds out (aioixy_port_fault) */
     bool ready = ((bits & WANT_RX) && !aioixy_ring_consumer_empty(pq->rx_ring)) ||
-                 ((bits & WANT_TX) && aioixy_ring_producer_space(pq->tx_ring) > 0);
+                 ((bits & WANT_TX) && aioixy_ring_producer_space(pq->tx_ring) > 0) ||
+                 aioixy_dev_is_gone(port->dev);
     if (ready) {
         atomic_store_explicit(&pq->py.waiting, 0, memory_order_relaxed);
         return 1;
@@ -643,6 +690,8 @@ void aioixy_port_dev_stats(struct aioixy_port *port, struct aioixy_dev_stats *ou
     pthread_mutex_lock(&port->ctl_lock);
     port->dev->ops->read_stats(port->dev, out);
     pthread_mutex_unlock(&port->ctl_lock);
+    for (uint16_t i = 0; i < port->nq; i++)
+        out->tx_errors += atomic_load_explicit(&port->q[i]->st.tx_gone, memory_order_relaxed);
 }
 
 void aioixy_port_link(struct aioixy_port *port, struct aioixy_link *out)

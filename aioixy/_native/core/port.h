@@ -105,6 +105,8 @@ void aioixy_port_forget_after_fork(struct aioixy_port *port);
 /* Close *handle's port after setting *handle to NULL in the same call: a caller interrupted
  * before it sees the handle still set and closes again; after, it sees NULL (never twice). */
 void aioixy_port_close_at(struct aioixy_port **handle);
+/* 0, or -AIOIXY_EGONE (message set) once the device disappeared under the port. */
+int aioixy_port_fault(struct aioixy_port *port);
 
 uint16_t aioixy_port_num_queues(const struct aioixy_port *port); /* max(rx, tx) */
 

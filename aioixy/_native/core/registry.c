@@ -1,6 +1,7 @@
 #include "device.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,4 +197,17 @@ void aioixy_dev_release_pools(struct aioixy_dev *dev)
         dev->pools[q] = NULL;
     }
     dev->num_pools = 0;
+}
+
+void aioixy_dev_set_gone(struct aioixy_dev *dev, const char *fmt, ...)
+{
+    int expect = 0;
+    if (!atomic_compare_exchange_strong_explicit(&dev->gone, &expect, 1, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return; /* another queue's poller (or a control call) said it first */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dev->gone_msg, sizeof(dev->gone_msg), fmt, ap);
+    va_end(ap);
+    atomic_store_explicit(&dev->gone, 2, memory_order_release);
 }

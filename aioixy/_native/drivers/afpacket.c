@@ -42,6 +42,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef PACKET_IGNORE_OUTGOING
@@ -59,6 +60,8 @@
 #define DEFAULT_RX_FRAMES 2048u     /* ring sized for this many 2 KiB frames (4 MiB) */
 #define DEFAULT_TX_FRAMES 1024u
 #define DEFAULT_RETIRE_MS 1u
+/* how often a queue's poller re-reads the interface (gone? MTU?) while it sends or sleeps */
+#define REFRESH_NS 20000000u
 /* where the kernel reads a tx frame's data: the aligned header (no sockaddr_ll on tx) */
 #define TX_DATA_OFF_V3 TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
 #define TX_DATA_OFF_V2 TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
@@ -74,6 +77,9 @@ struct pkt_queue {
         uint32_t tx_head;
         bool tx_full;              /* last tx_batch found no free slot: poll for POLLOUT */
         bool tx_retry;             /* the last kick failed: marked slots wait for another */
+        bool link_down;            /* ... because the interface is down: retry on a slow clock */
+        bool gone_counted;         /* the interface is gone and the ring's unsent frames counted */
+        uint64_t next_refresh_ns;  /* when to re-read the interface (pkt_refresh) */
         bool rx_starved;           /* last rx_batch stopped for lack of pool buffers */
         bool in_gso;               /* the current frame is a super-frame being cut: gso */
         struct aioixy_gso gso;
@@ -100,7 +106,8 @@ struct pkt_dev {
     struct aioixy_dev dev;
     struct aioixy_netif nif;
     uint16_t nq;
-    uint32_t max_frame;            /* longest frame tx accepts: MTU + Ethernet (+ VLAN) header */
+    uint32_t max_frame;            /* rx ring=v2 slot sizing: MTU + Ethernet + VLAN header at open */
+    _Atomic uint32_t mtu;          /* the interface's MTU now (pkt_refresh follows changes) */
     bool v2;                       /* options ring=v2: TPACKET_V2 slots instead of V3 blocks */
     pthread_mutex_t lock;          /* stats accumulation, promisc */
     uint64_t kernel_drops;
@@ -422,6 +429,85 @@ static uint32_t pkt_rx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf
     return ((struct pkt_dev *)dev)->v2 ? rx_v2(dev, q, bufs, n) : rx_v3(dev, q, bufs, n);
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts); /* vDSO, no syscall */
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Re-read the interface by its ifindex: gone (deleted, moved away, or re-created under the same
+ * name: a new ifindex), or a new MTU, which the tx limit follows (the port layer's, refused in
+ * the caller's hands, and pkt_tx's own). Any thread. */
+static void pkt_refresh(struct pkt_dev *pd)
+{
+    struct aioixy_netif_now now;
+    aioixy_netif_now(pd->nif.ifindex, &now);
+    if (now.gone) {
+        aioixy_dev_set_gone(&pd->dev, "packet:%s: the interface is gone (deleted or moved to "
+                            "another network namespace; ifindex %d no longer exists here): close "
+                            "the port and open it again", pd->nif.name, pd->nif.ifindex);
+        return;
+    }
+    if (now.mtu && now.mtu != atomic_load_explicit(&pd->mtu, memory_order_relaxed)) {
+        atomic_store_explicit(&pd->mtu, now.mtu, memory_order_relaxed);
+        atomic_store_explicit(&pd->dev.max_tx_len, now.mtu + ETH_HLEN + 4, memory_order_relaxed);
+    }
+}
+
+static void maybe_refresh(struct pkt_dev *pd, struct pkt_queue *pq)
+{
+    uint64_t t = now_ns();
+    if (t < pq->w.next_refresh_ns)
+        return;
+    pq->w.next_refresh_ns = t + REFRESH_NS;
+    pkt_refresh(pd);
+}
+
+/* Hand every marked slot to the kernel. A failure (the driver's queue full, the link down)
+ * stops it early and leaves slots marked: retried on the next call, also an empty one. */
+static void kick(struct pkt_dev *pd, struct pkt_queue *pq)
+{
+    if (sendto(pq->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0) {
+        pq->w.tx_retry = pq->w.link_down = false;
+        return;
+    }
+    int e = errno;
+    pq->w.tx_retry = true;
+    pq->w.link_down = e == ENETDOWN;
+    if (e == ENXIO || e == ENODEV) /* the socket's interface is no more */
+        pkt_refresh(pd);
+}
+
+/* The kernel sends an untagged frame of at most MTU + 14 bytes; only a VLAN-tagged one may
+ * carry 4 more. Anything longer it would skip silently (PACKET_LOSS). */
+static inline bool frame_fits(const struct aioixy_pkt_buf *b, uint32_t mtu)
+{
+    if (b->len <= mtu + ETH_HLEN)
+        return true;
+    if (b->len > mtu + ETH_HLEN + 4)
+        return false;
+    uint16_t type = (uint16_t)(b->data[12] << 8 | b->data[13]);
+    return type == ETH_P_8021Q || type == ETH_P_8021AD;
+}
+
+/* Slots still waiting to be sent when the interface went away never leave: tx_errors. */
+static void count_unsent(struct pkt_dev *pd, struct pkt_queue *pq)
+{
+    uint64_t lost = 0;
+    for (uint32_t i = 0; i < pq->tx_frames; i++) {
+        uint8_t *slot = pq->tx_ring + (size_t)i * pq->tx_frame_size;
+        uint32_t st = pd->v2 ? status_load(&((struct tpacket2_hdr *)slot)->tp_status)
+                             : status_load(&((struct tpacket3_hdr *)slot)->tp_status);
+        if (st == TP_STATUS_SEND_REQUEST)
+            lost++;
+    }
+    if (lost)
+        aioixy_counter_add(&pq->c.tx_errors, lost);
+    pq->w.gone_counted = true;
+    pq->w.tx_retry = false;
+}
+
 static uint32_t pkt_tx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf **bufs, uint32_t n)
 {
     struct pkt_dev *pd = (struct pkt_dev *)dev;
@@ -430,15 +516,17 @@ static uint32_t pkt_tx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf
         /* nothing to reclaim (accepted buffers were copied and freed at once), but slots a
          * failed kick left marked must not wait for the application's next frame */
         if (pq->w.tx_retry)
-            pq->w.tx_retry = sendto(pq->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0;
+            kick(pd, pq);
         return 0;
     }
+    maybe_refresh(pd, pq);
+    const uint32_t mtu = atomic_load_explicit(&pd->mtu, memory_order_relaxed);
     uint32_t queued = 0, taken = 0, refused = 0;
     uint64_t bytes = 0;
     uint32_t head = pq->w.tx_head;
     for (; taken < n; taken++) {
         struct aioixy_pkt_buf *b = bufs[taken];
-        if (b->len < ETH_HLEN || b->len > pd->max_frame ||
+        if (b->len < ETH_HLEN || !frame_fits(b, mtu) ||
             b->len + pq->vnet > pq->tx_frame_size - pq->tx_data_off) {
             refused++; /* the kernel would refuse it too: drop it here, counted */
             continue;
@@ -473,12 +561,8 @@ static uint32_t pkt_tx(struct aioixy_dev *dev, uint16_t q, struct aioixy_pkt_buf
     }
     pq->w.tx_head = head;
     pq->w.tx_full = taken < n;
-    if (queued || pq->w.tx_retry) {
-        /* the kick: the kernel sends every slot marked SEND_REQUEST. A failure (the driver's
-         * queue full, the link down) stops it early and leaves slots marked: retried on the
-         * next call, also an empty one, until the kernel takes them */
-        pq->w.tx_retry = sendto(pq->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0;
-    }
+    if (queued || pq->w.tx_retry)
+        kick(pd, pq); /* the kernel sends every slot marked SEND_REQUEST */
     if (taken)
         aioixy_mempool_free_bulk(bufs, taken);
     if (queued) {
@@ -494,15 +578,36 @@ static int pkt_poll_fd(struct aioixy_dev *dev, uint16_t q, short *events)
 {
     struct pkt_dev *pd = (struct pkt_dev *)dev;
     struct pkt_queue *pq = &pd->q[q];
+    maybe_refresh(pd, pq);
+    if (aioixy_dev_is_gone(dev)) {
+        /* nothing will ever come: sleep on the safety timeout (the port layer drops tx) */
+        if (!pq->w.gone_counted)
+            count_unsent(pd, pq);
+        *events = 0;
+        return pq->fd;
+    }
     /* frames are waiting but the pool is empty: POLLIN would fire at once, forever; the timed
      * back-off notices when Python gives buffers back */
     if (pq->w.rx_starved)
         return -1;
-    /* slots wait for a retried kick: nothing in the kernel will wake us for them */
-    if (pq->w.tx_retry)
+    /* slots wait for a retried kick: nothing in the kernel will wake us for them. While the
+     * link is down, the retry waits for poll()'s safety timeout instead of the short back-off */
+    if (pq->w.tx_retry && !pq->w.link_down)
         return -1;
-    *events = (short)((pq->rx ? POLLIN : 0) | (pq->w.tx_full ? POLLOUT : 0));
+    *events = (short)((pq->rx ? POLLIN : 0) | (pq->w.tx_full && !pq->w.link_down ? POLLOUT : 0));
     return pq->fd;
+}
+
+/* poll() reported an error on queue q's socket: after a link down the kernel sets ENETDOWN on
+ * every bound socket, and poll() reports it until someone reads it (SO_ERROR), even once the
+ * link is up again and frames flow. Read it, and see whether the interface is still there. */
+static void pkt_poll_error(struct aioixy_dev *dev, uint16_t q)
+{
+    struct pkt_dev *pd = (struct pkt_dev *)dev;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    getsockopt(pd->q[q].fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    pkt_refresh(pd);
 }
 
 static void pkt_stats(struct aioixy_dev *dev, struct aioixy_dev_stats *out)
@@ -552,7 +657,14 @@ static void pkt_stats(struct aioixy_dev *dev, struct aioixy_dev_stats *out)
 
 static void pkt_link(struct aioixy_dev *dev, struct aioixy_link *out)
 {
-    aioixy_netif_link(((struct pkt_dev *)dev)->nif.name, out);
+    struct pkt_dev *pd = (struct pkt_dev *)dev;
+    pkt_refresh(pd); /* also notices a deletion or an MTU change at once */
+    if (aioixy_dev_is_gone(dev)) {
+        out->up = false;
+        out->speed_mbps = 0;
+        return;
+    }
+    aioixy_netif_link_of(pd->nif.ifindex, out); /* by ifindex: never a namesake's link */
 }
 
 /* Promiscuous mode: a membership of queue 0's socket (netif.h), dropped when it closes. */
@@ -601,6 +713,7 @@ static const struct aioixy_dev_ops pkt_ops = {
     .link_status = pkt_link,
     .set_promisc = pkt_promisc,
     .poll_fd = pkt_poll_fd,
+    .poll_error = pkt_poll_error,
     .forget_after_fork = pkt_forget_after_fork,
     .close = pkt_close,
 };
@@ -830,6 +943,7 @@ static int pkt_open(const char *name, const struct aioixy_dev_config *cfg, struc
     pd->dev.num_tx_queues = cfg->tx_queues;
     pd->nq = cfg->rx_queues > cfg->tx_queues ? cfg->rx_queues : cfg->tx_queues;
     pd->max_frame = pd->nif.mtu + ETH_HLEN + 4; /* one VLAN tag may ride on top of the MTU */
+    atomic_store_explicit(&pd->mtu, pd->nif.mtu, memory_order_relaxed);
     pd->v2 = o.v2;
     pd->dev.min_tx_len = ETH_HLEN;       /* refused in the caller's hands (port layer) */
     pd->dev.max_tx_len = pd->max_frame;

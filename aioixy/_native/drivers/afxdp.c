@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bpf.h"
@@ -48,6 +49,7 @@
 #define XDP_HEADROOM 256u /* XDP_PACKET_HEADROOM: fixed by the kernel */
 #define DEFAULT_RING 2048u
 #define PAGE 4096u
+#define REFRESH_NS 20000000u /* how often an idle queue re-reads the interface (gone? MTU?) */
 
 struct xsk_ring {
     _Atomic uint32_t *producer, *consumer;
@@ -67,6 +69,7 @@ struct xq {
     struct {
         _Atomic uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
         _Atomic uint64_t tx_kicks, fill_kicks, tx_too_long, csum_fixed;
+        _Atomic uint64_t tx_lost; /* posted, then the interface went away: never sent */
     } st AIOIXY_CACHE_ALIGNED;
     /* set at open */
     int fd AIOIXY_CACHE_ALIGNED;
@@ -80,7 +83,9 @@ struct xq {
     size_t umem_len;
     uint32_t buf_size, chunk, nbufs;
     uint32_t buf_shift; /* log2(buf_size): pool buffer sizes are powers of two */
-    uint32_t max_frame; /* MTU + Ethernet header + one VLAN tag */
+    bool link_down;     /* the last tx kick found the interface down: retry on a slow clock */
+    bool gone_counted;  /* the interface is gone and what it kept of our tx is counted */
+    uint64_t next_refresh_ns;
     uint8_t *held;
     struct aioixy_pkt_buf **spare;
     uint32_t nspare;
@@ -92,6 +97,7 @@ struct xdp_dev {
     struct aioixy_xdp_prog *prog; /* NULL for a tx-only port */
     int promisc_fd;   /* AF_PACKET socket holding our promiscuous membership, -1 if none */
     bool fix_csum;
+    _Atomic uint32_t mtu; /* the interface's MTU now (xdp_refresh follows changes) */
     struct xq *q[AIOIXY_MAX_QUEUES];
 };
 
@@ -265,11 +271,33 @@ static void reclaim(struct xq *q)
     aioixy_counter_add(&q->st.tx_bytes, bytes);
 }
 
-static void kick_tx(struct xq *q)
+/* Re-read the interface by its ifindex: gone (deleted, moved away, or re-created under the same
+ * name: a new ifindex), or a new MTU, which the tx limits follow. Any thread. */
+static void xdp_refresh(struct xdp_dev *x)
+{
+    struct aioixy_netif_now now;
+    aioixy_netif_now(x->nif.ifindex, &now);
+    if (now.gone) {
+        aioixy_dev_set_gone(&x->dev, "xdp:%s: the interface is gone (deleted or moved to another "
+                            "network namespace; ifindex %d no longer exists here): close the port "
+                            "and open it again", x->nif.name, x->nif.ifindex);
+        return;
+    }
+    if (now.mtu && now.mtu != atomic_load_explicit(&x->mtu, memory_order_relaxed)) {
+        atomic_store_explicit(&x->mtu, now.mtu, memory_order_relaxed);
+        atomic_store_explicit(&x->dev.max_tx_len, now.mtu + 18, memory_order_relaxed);
+    }
+}
+
+static void kick_tx(struct xdp_dev *x, struct xq *q)
 {
     /* EAGAIN/EBUSY/ENOBUFS: the kernel is still working on the ring; the next round kicks again */
-    sendto(q->fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
+    ssize_t rc = sendto(q->fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
     aioixy_counter_add(&q->st.tx_kicks, 1);
+    int e = rc < 0 ? errno : 0;
+    q->link_down = e == ENETDOWN;
+    if (e == ENXIO || e == ENODEV) /* the socket was unbound: its interface is no more */
+        xdp_refresh(x);
 }
 
 static uint32_t xdp_tx_batch(struct aioixy_dev *dev, uint16_t qi, struct aioixy_pkt_buf **bufs, uint32_t n)
@@ -284,9 +312,12 @@ static uint32_t xdp_tx_batch(struct aioixy_dev *dev, uint16_t qi, struct aioixy_
     uint32_t ndrop = 0, bad_len = 0, posted = 0;
     struct aioixy_pkt_buf *drop[AIOIXY_MAX_BATCH];
     uint32_t accepted = 0;
+    uint32_t max_frame = atomic_load_explicit(&X(dev)->mtu, memory_order_relaxed) + 18;
+    if (max_frame > q->chunk)
+        max_frame = q->chunk;
     for (; accepted < k; accepted++) {
         struct aioixy_pkt_buf *b = bufs[accepted];
-        if (aioixy_unlikely(b->len < 14 || b->len > q->max_frame)) {
+        if (aioixy_unlikely(b->len < 14 || b->len > max_frame)) {
             /* not a frame the link can carry: the kernel would send it and the peer drop it
              * silently (or reject the descriptor); refuse and count it here instead */
             drop[ndrop++] = b;
@@ -320,7 +351,7 @@ static uint32_t xdp_tx_batch(struct aioixy_dev *dev, uint16_t qi, struct aioixy_
     }
     /* copy mode sends a bounded number of frames per syscall: kick while any are outstanding */
     if (prod != cons && needs_wakeup(&q->tx))
-        kick_tx(q);
+        kick_tx(X(dev), q);
     return accepted;
 }
 
@@ -331,7 +362,7 @@ static void xdp_stats(struct aioixy_dev *dev, struct aioixy_dev_stats *out)
     struct xdp_dev *x = X(dev);
     struct xdp_statistics sum;
     memset(&sum, 0, sizeof(sum));
-    uint64_t kicks_tx = 0, kicks_fill = 0, too_long = 0, csum_fixed = 0;
+    uint64_t kicks_tx = 0, kicks_fill = 0, too_long = 0, csum_fixed = 0, lost = 0;
     bool zc = true;
     uint16_t nq = dev->num_rx_queues > dev->num_tx_queues ? dev->num_rx_queues : dev->num_tx_queues;
     for (uint16_t i = 0; i < nq; i++) {
@@ -345,6 +376,7 @@ static void xdp_stats(struct aioixy_dev *dev, struct aioixy_dev_stats *out)
         kicks_fill += LD(fill_kicks);
         too_long += LD(tx_too_long);
         csum_fixed += LD(csum_fixed);
+        lost += LD(tx_lost);
 #undef LD
         zc = zc && q->zero_copy;
         struct xdp_statistics s;
@@ -361,7 +393,7 @@ static void xdp_stats(struct aioixy_dev *dev, struct aioixy_dev_stats *out)
     }
     out->rx_missed = sum.rx_dropped + sum.rx_ring_full;
     out->rx_errors = sum.rx_invalid_descs;
-    out->tx_errors = sum.tx_invalid_descs + too_long;
+    out->tx_errors = sum.tx_invalid_descs + too_long + lost;
     out->zero_copy = zc;
     const struct { const char *name; uint64_t v; } ex[] = {
         {"xdp_rx_dropped", sum.rx_dropped},
@@ -388,7 +420,23 @@ static void xdp_stats(struct aioixy_dev *dev, struct aioixy_dev_stats *out)
 
 static void xdp_link_status(struct aioixy_dev *dev, struct aioixy_link *out)
 {
-    aioixy_netif_link(X(dev)->nif.name, out);
+    xdp_refresh(X(dev)); /* also notices a deletion or an MTU change at once */
+    if (aioixy_dev_is_gone(dev)) {
+        out->up = false;
+        out->speed_mbps = 0;
+        return;
+    }
+    aioixy_netif_link_of(X(dev)->nif.ifindex, out); /* by ifindex: never a namesake's link */
+}
+
+/* poll() reported an error on the queue's socket (the kernel sets one when the interface goes
+ * away): read it so it stops, and see whether the interface is still there. */
+static void xdp_poll_error(struct aioixy_dev *dev, uint16_t qi)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    getsockopt(X(dev)->q[qi]->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    xdp_refresh(X(dev));
 }
 
 /* The poller is about to sleep: give it the socket, which poll() reports readable when the
@@ -398,12 +446,34 @@ static void xdp_link_status(struct aioixy_dev *dev, struct aioixy_link *out)
  * timed back-off runs. */
 static int xdp_poll_fd(struct aioixy_dev *dev, uint16_t qi, short *events)
 {
-    struct xq *q = X(dev)->q[qi];
+    struct xdp_dev *x = X(dev);
+    struct xq *q = x->q[qi];
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts); /* vDSO, no syscall */
+    uint64_t t = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (t >= q->next_refresh_ns) {
+        q->next_refresh_ns = t + REFRESH_NS;
+        xdp_refresh(x);
+    }
     reclaim(q);
+    if (aioixy_dev_is_gone(dev)) {
+        /* what the kernel still has of our tx never completes: count it once (tx_errors; the
+         * buffers come home at close), and sleep on the safety timeout from now on */
+        if (!q->gone_counted) {
+            aioixy_counter_add(&q->st.tx_lost, q->tx.cached_prod - q->comp.cached_cons);
+            q->gone_counted = true;
+        }
+        *events = 0;
+        return q->fd;
+    }
     if (q->tx.cached_prod != q->comp.cached_cons) {
-        if (needs_wakeup(&q->tx))
-            kick_tx(q);
-        return -1;
+        if (needs_wakeup(&q->tx) || q->link_down)
+            kick_tx(x, q);
+        if (!q->link_down)
+            return -1;
+        /* the link is down: retry on poll()'s safety timeout, not the short back-off */
+        *events = q->receives ? POLLIN : 0;
+        return q->fd;
     }
     if (q->receives) {
         refill(q);
@@ -500,6 +570,7 @@ static const struct aioixy_dev_ops xdp_ops = {
     .link_status = xdp_link_status,
     .set_promisc = xdp_set_promisc,
     .poll_fd = xdp_poll_fd,
+    .poll_error = xdp_poll_error,
     .forget_after_fork = xdp_forget_after_fork,
     .close = xdp_close,
 };
@@ -534,9 +605,6 @@ static int open_queue(struct xdp_dev *x, uint16_t i, uint32_t ifq, bool rx, uint
     q->buf_shift = (uint32_t)__builtin_ctz(q->buf_size);
     q->nbufs = aioixy_mempool_size(q->pool);
     q->chunk = q->buf_size < PAGE ? q->buf_size : PAGE;
-    q->max_frame = x->nif.mtu + 18;
-    if (q->max_frame > q->chunk)
-        q->max_frame = q->chunk;
     q->held = calloc(q->nbufs, 1);
     q->spare = calloc(q->nbufs, sizeof(*q->spare));
     if (!q->held || !q->spare)
@@ -714,6 +782,7 @@ static int xdp_open(const char *name, const struct aioixy_dev_config *cfg, struc
     dev->dma.vfio_container_fd = -1;
     memcpy(dev->mac, nif.mac, 6);
     x->promisc_fd = -1;
+    atomic_store_explicit(&x->mtu, nif.mtu, memory_order_relaxed);
     struct aioixy_dev_config pc = *cfg;
     pc.pool_bufs = pool;
     pc.buf_size = bs;

@@ -31,6 +31,7 @@ from aioixy.errors import (
     PoolSizeWarning,
     PortClosed,
     PortForked,
+    QueuesLeftWarning,
     WrongThread,
 )
 from aioixy.ops.filter import Filter
@@ -43,6 +44,7 @@ __all__ = [
     "IdlePolicy", "InvalidOption", "LinkStatus",
     "NoHugepages", "NotPermitted", "OutOfMemory", "Packet", "PacketBatch", "PacketRejected",
     "PacketReleased", "PollGroup", "PoolExhausted", "PoolSizeWarning", "Port", "PortClosed",
-    "PortConfig", "PortForked", "PortStats", "QueueStats", "RxStream", "WrongThread", "merge",
-    "native_bad_frees", "native_pools_alive", "open", "path_pool_size", "run",
+    "PortConfig", "PortForked", "PortStats", "QueueStats", "QueuesLeftWarning", "RxStream",
+    "WrongThread", "merge", "native_bad_frees", "native_pools_alive", "open", "path_pool_size",
+    "run",
 ]

@@ -59,6 +59,13 @@ class PoolSizeWarning(UserWarning):
     """An explicit pool_size is smaller than what the port's own rings can hold."""
 
 
+class QueuesLeftWarning(UserWarning):
+    """A port receives on fewer rx queues than its device has (``xdp:IF`` opened with
+    ``rx_queues`` below the interface's queue count): frames the device puts on the other queues
+    go to the kernel, not to the port. Open with ``rx_queues`` = the interface's queues (the CLI's
+    ``--queues all``), or name one queue (``xdp:IF:Q``) to say it is meant."""
+
+
 class PacketReleased(AioixyError):
     """The packet was sent or released: its buffer belongs to someone else now."""
 

@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +110,31 @@ def _divert(text: str) -> list[dict[str, Any]]:
     if not rules:
         raise argparse.ArgumentTypeError("--divert: no rules (e.g. udp:9999,icmp)")
     return rules
+def _add_queues(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--queues", type=_queues, default=1, metavar="all|N",
+                   help="rx queues to receive on (default 1): 'all' takes every rx queue of an "
+                        "xdp:/packet: interface (xdp:IF on fewer leaves the others' frames to "
+                        f"the kernel, with a warning); N: 1..{lib.AIOIXY_MAX_QUEUES}")
+
+
+def _queues(text: str) -> int | str:
+    return "all" if text == "all" else _int_in(1, lib.AIOIXY_MAX_QUEUES)(text)
+
+
+def _rx_queues(dev: str, queues: int | str) -> int:
+    """What --queues means for one device: 'all' is its interface's rx queue count."""
+    if queues != "all":
+        return int(queues)
+    kind, _, ifname = dev.partition(":")
+    if kind not in ("xdp", "packet") or not ifname or ":" in ifname:
+        raise UsageError(f"--queues all: {dev} is not a whole kernel interface (xdp:IF or "
+                         "packet:IF); give a number")
+    from aioixy._ffi import ffi
+
+    nif = ffi.new("struct aioixy_netif *")
+    if lib.aioixy_netif_lookup(ifname.encode(), nif) != 0:
+        return 1  # the open says what is wrong with the name
+    return min(nif.rx_queues, lib.AIOIXY_MAX_QUEUES)
 
 
 def _hostport(text: str) -> tuple[str, int]:
@@ -239,6 +265,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("device_a")
     p.add_argument("device_b")
     _add_divert(p)
+    _add_queues(p)
     _add_common(p)
     p = sub.add_parser("dump", help="capture to a pcap or pcapng file")
     p.add_argument("device")
@@ -257,6 +284,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="with -C: a ring of N files FILE0..FILE<N-1>, the oldest overwritten")
     p.add_argument("--count", type=_int_in(0, 2**63), help="stop after this many packets")
     _add_divert(p)
+    _add_queues(p)
     _add_common(p)
     p = sub.add_parser("replay", help="send the packets of a pcap file")
     p.add_argument("file")
@@ -292,7 +320,13 @@ class _Setup:
             opts["divert"] = a.divert
         if a.busy:
             opts["idle"] = aioixy.IdlePolicy.busy()
-        p = await self.stack.enter_async_context(aioixy.open(dev, **opts))
+        if kw.get("rx", True) and getattr(a, "queues", 1) != 1:
+            opts["rx_queues"] = _rx_queues(dev, a.queues)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always", aioixy.QueuesLeftWarning)
+            p = await self.stack.enter_async_context(aioixy.open(dev, **opts))
+        for w in said:  # e.g. QueuesLeftWarning: frames this port will never see
+            print(f"aioixy: warning: {w.message}", file=sys.stderr, flush=True)
         self.ports.append(p)
         return p
 

@@ -31,6 +31,9 @@ class PortInfo:
     #: frame lengths the device transmits
     min_tx_len: int
     max_tx_len: int
+    #: rx queues of the device this port leaves to others: an ``xdp:IF`` port on fewer queues
+    #: than the interface has (frames on the others go to the kernel). 0 otherwise.
+    rx_queues_left: int = 0
 
 
 def port_info(native) -> PortInfo:
@@ -42,5 +45,5 @@ def port_info(native) -> PortInfo:
         mac=":".join(f"{b:02x}" for b in i.mac), promisc=bool(i.promisc),
         rx_queues=i.rx_queues, tx_queues=i.tx_queues, num_queues=i.num_queues,
         buf_size=i.buf_size, data_room=i.data_room, pool_size=i.pool_size,
-        min_tx_len=i.min_tx_len, max_tx_len=i.max_tx_len,
+        min_tx_len=i.min_tx_len, max_tx_len=i.max_tx_len, rx_queues_left=i.rx_queues_left,
     )

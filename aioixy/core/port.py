@@ -30,6 +30,7 @@ from aioixy.errors import (
     PoolExhausted,
     PortClosed,
     PortForked,
+    QueuesLeftWarning,
     WrongThread,
 )
 
@@ -98,6 +99,13 @@ class Port:
         #: the frame lengths tx accepts (shorter or longer: PacketRejected)
         self.min_tx_len: int = info.min_tx_len
         _open_ports.add(self)
+        if info.rx_queues_left and config.rx:
+            total = info.rx_queues + info.rx_queues_left
+            warnings.warn(QueuesLeftWarning(
+                f"{info.name}: this port receives on {info.rx_queues} of the interface's {total} "
+                f"rx queues; frames on the other {info.rx_queues_left} go to the kernel, not to "
+                f"this port (open with rx_queues={total}, or the CLI's --queues all)"),
+                stacklevel=3)
         if handle is None:
             handle = ffi.new("struct aioixy_port *[1]", [native])
         self._h = handle  # last: a Port that failed half-way is closed by its opener

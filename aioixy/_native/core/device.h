@@ -173,6 +173,10 @@ struct aioixy_dev {
      * -AIOIXY_EGONE and `gone_msg`, drops what is queued (counted in tx_errors) and wakes
      * whoever waits. Nothing ever clears it: a re-created interface is another device. */
     _Atomic int gone; /* 0; 1 while the first caller writes gone_msg; 2 once it is set */
+    /* rx queues of the device that a port on all its queues would take but this one leaves to
+     * someone else (an xdp: port on fewer queues than its interface has: frames on the others
+     * go to the kernel). 0 when the port takes them all or names the queue it wants. */
+    uint16_t rx_queues_left;
     char gone_msg[192];
     /* one pool per queue index (max(rx, tx) queues), created by the driver with
      * aioixy_dev_create_pools() once its DMA context is ready */

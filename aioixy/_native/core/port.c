@@ -510,6 +510,7 @@ void aioixy_port_info(struct aioixy_port *port, struct aioixy_port_info *out)
     /* what aioixy_tx_enqueue accepts: the driver's limits, and never more than a buffer */
     out->min_tx_len = dev->min_tx_len;
     out->max_tx_len = dev->max_tx_len < out->data_room ? dev->max_tx_len : out->data_room;
+    out->rx_queues_left = dev->rx_queues_left;
     pthread_mutex_unlock(&port->ctl_lock);
 }
 

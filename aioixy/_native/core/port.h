@@ -123,6 +123,7 @@ struct aioixy_port_info {
     uint32_t data_room;       /* packet bytes a buffer holds: the largest alloc / Packet.length */
     uint32_t pool_size;       /* buffers per queue mempool */
     uint32_t min_tx_len, max_tx_len; /* frame lengths the device transmits */
+    uint16_t rx_queues_left;  /* rx queues of the device this port leaves to others (kernel) */
 };
 void aioixy_port_info(struct aioixy_port *port, struct aioixy_port_info *out);
 

@@ -774,6 +774,8 @@ static int xdp_open(const char *name, const struct aioixy_dev_config *cfg, struc
     x->nif = nif;
     dev->num_rx_queues = cfg->rx_queues;
     dev->num_tx_queues = cfg->tx_queues;
+    if (queue < 0 && nif.rx_queues > cfg->rx_queues) /* "xdp:IF" on fewer queues than IF has */
+        dev->rx_queues_left = (uint16_t)(nif.rx_queues - cfg->rx_queues);
     /* the kernel pins the pages itself when the UMEM is registered; tx copies a buffer from any
      * other pool into the UMEM, so for the port layer's check it reaches any memory */
     dev->dma.kind = DMA_HOST;

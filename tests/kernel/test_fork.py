@@ -61,7 +61,7 @@ def _reap(pid: int) -> None:
 async def test_reopen_in_parent_while_a_forked_child_lives(netlab, driver):
     v = netlab.veth(rx_queues=2)
     before = _packet_socket_inodes()
-    port = await aioixy.open(f"{driver}:{v.a}", promisc=True, rx_queues=1, tx_queues=2)
+    port = await aioixy.open(f"{driver}:{v.a}", promisc=True, rx_queues=2, tx_queues=2)
     ours = _packet_socket_inodes() - before  # packet: its queues; xdp: the promisc socket
     assert ours
     pid = _sleeping_child()
@@ -70,7 +70,7 @@ async def test_reopen_in_parent_while_a_forked_child_lives(netlab, driver):
         assert not ours & _socket_inodes(pid), "the child still holds the port's sockets"
         await port.aclose()
         assert not ours & _packet_socket_inodes(), "a socket outlived the parent's close"
-        async with aioixy.open(f"{driver}:{v.a}") as again:  # xdp: DeviceBusy before the fix
+        async with aioixy.open(f"{driver}:{v.a}", rx_queues=2) as again:  # xdp: busy before
             assert again.link().up
         assert attached_programs(v.a) == ()
     finally:

@@ -20,13 +20,13 @@ DRIVERS = ["packet", "xdp"]
 
 
 def poller_cpu_seconds() -> float:
-    """CPU time (user + system) of this process's poller threads (aioixy-qN), from
+    """CPU time (user + system) of this process's poller threads (aioixy-qN, -gN), from
     /proc/self/task/TID/stat."""
     total = 0
     for tid in os.listdir("/proc/self/task"):
         try:
             with open(f"/proc/self/task/{tid}/comm") as f:
-                if not f.read().startswith("aioixy-q"):
+                if not f.read().startswith(("aioixy-q", "aioixy-g")):
                     continue
             with open(f"/proc/self/task/{tid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()

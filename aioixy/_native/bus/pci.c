@@ -56,6 +56,37 @@ static void find_ifname(const char *devdir, char *out, size_t len)
     closedir(d);
 }
 
+/* Kernel drivers that take a function without making a network interface of it. */
+static bool makes_no_interface(const char *driver)
+{
+    static const char *const passthrough[] = {"vfio-pci", "uio_pci_generic", "igb_uio",
+                                              "pci-stub"};
+    for (size_t i = 0; i < sizeof(passthrough) / sizeof(passthrough[0]); i++)
+        if (strcmp(driver, passthrough[i]) == 0)
+            return true;
+    return false;
+}
+
+/* virtio-pci is only the transport: the network driver (virtio_net) binds to the virtioN
+ * device under the function. Without it bound there is no interface anywhere. */
+static bool virtio_child_bound(const char *devdir)
+{
+    DIR *dd = opendir(devdir);
+    if (!dd)
+        return false;
+    bool bound = false;
+    struct dirent *e;
+    char path[512];
+    while (!bound && (e = readdir(dd))) {
+        if (strncmp(e->d_name, "virtio", 6) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%.300s/%.100s/driver", devdir, e->d_name);
+        bound = access(path, F_OK) == 0;
+    }
+    closedir(dd);
+    return bound;
+}
+
 int aioixy_pci_info(const char *addr, struct aioixy_pci_info *info)
 {
     memset(info, 0, sizeof(*info));
@@ -82,6 +113,8 @@ int aioixy_pci_info(const char *addr, struct aioixy_pci_info *info)
         snprintf(info->driver, sizeof(info->driver), "%.63s", slash ? slash + 1 : link);
     }
     find_ifname(dir, info->ifname, sizeof(info->ifname));
+    info->net_driver = info->driver[0] && !makes_no_interface(info->driver) &&
+                       (strcmp(info->driver, "virtio-pci") != 0 || virtio_child_bound(dir));
     if (info->ifname[0]) {
         unsigned flags = 0;
         snprintf(path, sizeof(path), "/sys/class/net/%s/flags", info->ifname);
@@ -106,17 +139,6 @@ int aioixy_pci_info(const char *addr, struct aioixy_pci_info *info)
     return 0;
 }
 
-/* Kernel drivers that take a function without making a network interface of it. */
-static bool makes_no_interface(const char *driver)
-{
-    static const char *const passthrough[] = {"vfio-pci", "uio_pci_generic", "igb_uio",
-                                              "pci-stub"};
-    for (size_t i = 0; i < sizeof(passthrough) / sizeof(passthrough[0]); i++)
-        if (strcmp(driver, passthrough[i]) == 0)
-            return true;
-    return false;
-}
-
 int aioixy_pci_check_safe(const struct aioixy_pci_info *info, bool force)
 {
     if (force)
@@ -124,7 +146,7 @@ int aioixy_pci_check_safe(const struct aioixy_pci_info *info, bool force)
     /* Bound to a network driver, yet no interface here: sysfs shows a function's interface
      * only inside the interface's own network namespace, so from a container or `ip netns
      * exec` the host's NIC looks idle while it carries the host's traffic. */
-    if (!info->ifname[0] && info->driver[0] && !makes_no_interface(info->driver))
+    if (!info->ifname[0] && info->net_driver)
         return aioixy_set_error(AIOIXY_EBUSY,
                                 "%s is bound to the kernel driver %s but has no network "
                                 "interface in this network namespace: its interface is "

@@ -14,6 +14,8 @@ struct aioixy_pci_info {
     uint32_t klass;
     char driver[64];        /* bound kernel driver, "" if none */
     char ifname[64];        /* its network interface, "" if none */
+    bool net_driver;        /* a network driver holds it (virtio: the virtio device's driver),
+                             * so it has an interface, maybe in another network namespace */
     bool if_up;             /* interface administratively up */
     int if_addrs;           /* IPv4/IPv6 addresses on it (link-local IPv6 not counted) */
 };

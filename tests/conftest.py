@@ -28,12 +28,16 @@ def pytest_asyncio_loop_factories(config, item):
 
 @pytest.fixture
 def no_leaks():
-    """Fails the test if any mempool outlives it (i.e. a DMA buffer was not accounted for)."""
+    """Fails the test if any mempool outlives it (i.e. a DMA buffer was not accounted for) or a
+    buffer was freed twice."""
     gc.collect()
     before = aioixy.native_pools_alive()
+    bad = aioixy.native_bad_frees()
     yield
     gc.collect()
     assert aioixy.native_pools_alive() == before, "a mempool was not released: buffers leaked"
+    # a buffer freed twice is refused natively (the pool stays whole), but it is a bug
+    assert aioixy.native_bad_frees() == bad, "the native free path refused double frees"
 
 
 @pytest.fixture(autouse=True)

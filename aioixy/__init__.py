@@ -12,6 +12,7 @@ from aioixy.core.pollgroup import PollGroup
 from aioixy.core.port import Port, RxStream, native_bad_frees, native_pools_alive, open
 from aioixy.core.runner import run
 from aioixy.core.stats import DeviceStats, LinkStatus, PortStats, QueueStats
+from aioixy.core.workers import ServeSummary, Worker, WorkerState, serve
 from aioixy.errors import (
     AioixyError,
     BatchBusy,
@@ -45,6 +46,6 @@ __all__ = [
     "NoHugepages", "NotPermitted", "OutOfMemory", "Packet", "PacketBatch", "PacketRejected",
     "PacketReleased", "PollGroup", "PoolExhausted", "PoolSizeWarning", "Port", "PortClosed",
     "PortConfig", "PortForked", "PortStats", "QueueStats", "QueuesLeftWarning", "RxStream",
-    "WrongThread", "merge", "native_bad_frees", "native_pools_alive", "open", "path_pool_size",
-    "run",
+    "ServeSummary", "Worker", "WorkerState", "WrongThread", "merge", "native_bad_frees",
+    "native_pools_alive", "open", "path_pool_size", "run", "serve",
 ]

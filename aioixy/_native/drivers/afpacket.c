@@ -722,6 +722,7 @@ struct pkt_opts {
     bool v2;
     bool qdisc_bypass;
     int fanout_mode;
+    int fanout_group; /* -1: a group of this port's own (several rx queues) or none */
     uint32_t retire_ms;
 };
 
@@ -731,6 +732,7 @@ static int parse_opts(const char *ifname, const char *options, struct pkt_opts *
     o->v2 = false;
     o->qdisc_bypass = false;
     o->fanout_mode = PACKET_FANOUT_HASH;
+    o->fanout_group = -1;
     if (aioixy_opt_get(options, "ring", val, sizeof(val))) {
         if (strcmp(val, "v2") == 0)
             o->v2 = true;
@@ -758,6 +760,16 @@ static int parse_opts(const char *ifname, const char *options, struct pkt_opts *
             return aioixy_set_error(AIOIXY_EINVAL, "packet:%s: fanout='%s': use hash, lb, cpu or qm",
                                     ifname, val);
         o->fanout_mode = m;
+    }
+    if (aioixy_opt_get(options, "fanout_group", val, sizeof(val))) {
+        /* worker processes (aioixy.serve) join one group that their supervisor named, so
+         * the kernel spreads flows over the sockets of every worker */
+        char *end;
+        unsigned long v = strtoul(val, &end, 10);
+        if (*end || !val[0] || v > 0xffff)
+            return aioixy_set_error(AIOIXY_EINVAL, "packet:%s: fanout_group='%s': must be 0..65535",
+                                    ifname, val);
+        o->fanout_group = (int)v;
     }
     if (aioixy_opt_get(options, "retire_ms", val, sizeof(val))) {
         char *end;
@@ -888,12 +900,14 @@ static int open_queue(struct pkt_dev *pd, uint16_t i, const struct aioixy_dev_co
     }
     if (bind(pq->fd, (struct sockaddr *)&sll, sizeof(sll)))
         return sock_err(pd, "bind", errno);
-    if (pq->rx && pd->dev.num_rx_queues > 1) {
+    if (pq->rx && (pd->dev.num_rx_queues > 1 || o->fanout_group >= 0)) {
         /* the kernel picks a group id no one else uses; the other queues join it */
         int arg = *fanout_id < 0 ? (o->fanout_mode | PACKET_FANOUT_FLAG_UNIQUEID) << 16
                                  : (o->fanout_mode << 16) | *fanout_id;
         if (setsockopt(pq->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)))
-            return sock_err(pd, "PACKET_FANOUT (Linux 4.7 or newer for a unique group)", errno);
+            return sock_err(pd, o->fanout_group >= 0 ? "PACKET_FANOUT (joining fanout_group: "
+                            "another socket holds that id with another mode or interface?)"
+                            : "PACKET_FANOUT (Linux 4.7 or newer for a unique group)", errno);
         if (*fanout_id < 0) {
             int got = 0;
             socklen_t len = sizeof(got);
@@ -948,7 +962,7 @@ static int pkt_open(const char *name, const struct aioixy_dev_config *cfg, struc
     pd->dev.min_tx_len = ETH_HLEN;       /* refused in the caller's hands (port layer) */
     pd->dev.max_tx_len = pd->max_frame;
     rc = aioixy_dev_create_pools(&pd->dev, cfg);
-    int fanout_id = -1;
+    int fanout_id = o.fanout_group;
     for (uint16_t i = 0; !rc && i < pd->nq; i++)
         rc = open_queue(pd, i, cfg, &o, &fanout_id);
     if (!rc && cfg->promisc)
@@ -962,7 +976,8 @@ static int pkt_open(const char *name, const struct aioixy_dev_config *cfg, struc
     return 0;
 }
 
-static const char *const packet_options[] = {"ring", "qdisc_bypass", "fanout", "retire_ms", NULL};
+static const char *const packet_options[] = {"ring", "qdisc_bypass", "fanout", "fanout_group",
+                                             "retire_ms", NULL};
 
 static struct aioixy_driver packet_driver = {
     .name = "packet",

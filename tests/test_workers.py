@@ -40,3 +40,72 @@ def test_results_and_sums_of_two_workers():
         assert w.exitcode == 0 and w.pid > 0 and w.restarts == 0
     assert s.total("rx_packets") == sum(w.total("rx_packets") for w in s.workers)
     assert seen, "on_stats never called"
+
+
+def test_cli_pktgen_count_split_between_workers():
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "aioixy", "pktgen", "null", "--count", "100001",
+                        "--workers", "3", "--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert s["packets"] == 100001  # 33334 + 33334 + 33333: each worker its share
+    assert sorted(w["packets"] for w in s["workers"]) == [33333, 33334, 33334]
+    assert s["pools_whole"] and s["restarts"] == 0 and s["dead"] == []
+
+
+def test_cli_refuses_what_workers_cannot_share():
+    import subprocess
+    import sys
+
+    for extra, msg in ((["--http", "127.0.0.1:0", "--http-token", "x"], "--http-token with"),):
+        r = subprocess.run([sys.executable, "-m", "aioixy", "pktgen", "null", "--workers", "2",
+                            *extra], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and msg in r.stderr, r.stderr
+    r = subprocess.run([sys.executable, "-m", "aioixy", "dump", "null", "-w", "-", "--workers",
+                        "2"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "each worker writes a file" in r.stderr, r.stderr
+
+
+def test_cli_workers_metrics_sum_the_workers():
+    """--http with --workers: one /metrics, the port counters summed over the workers and the
+    same counters per worker."""
+    import re
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "aioixy", "pktgen", "null", "--workers", "2",
+                             "--rate", "20000", "--duration", "30", "--json",
+                             "--http", f"127.0.0.1:{port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline, "no metrics with both workers sending"
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                              timeout=5).read().decode()
+            except OSError:
+                text = ""
+            per = {m[0]: int(float(m[1])) for m in re.findall(
+                r'^aioixy_worker_tx_packets_total\{port="null",worker="(\d)"\} (\S+)$', text,
+                re.M)}
+            if len(per) == 2 and all(per.values()):
+                break
+            time.sleep(0.3)
+        total = re.search(r'^aioixy_port_tx_packets_total\{port="null"\} (\S+)$', text, re.M)
+        assert int(float(total[1])) == sum(per.values())
+        assert re.search(r'^aioixy_worker_up\{worker="1"\} 1\.0$', text, re.M)
+        assert re.search(r'^aioixy_worker_restarts_total\{worker="0"\} 0\.0$', text, re.M)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err

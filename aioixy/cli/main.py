@@ -137,6 +137,13 @@ def _rx_queues(dev: str, queues: int | str) -> int:
     return min(nif.rx_queues, lib.AIOIXY_MAX_QUEUES)
 
 
+def _add_workers(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=_int_in(1, 256), default=1, metavar="N",
+                   help="run the job in N processes (packet: interfaces shared by a fanout "
+                        "group; --count and --rate split between them; dump writes FILE.wI.ext "
+                        "per worker); a worker that dies is restarted (docs/scale-out.md)")
+
+
 def _hostport(text: str) -> tuple[str, int]:
     from aioixy.control.app import parse_hostport
 
@@ -260,12 +267,14 @@ def _parser() -> argparse.ArgumentParser:
                         "uniformly from LO..HI")
     p.add_argument("--count", type=_int_in(0, 2**63), help="stop after this many packets")
     _add_frame_options(p)
+    _add_workers(p)
     _add_common(p)
     p = sub.add_parser("fwd", help="forward between two devices, both directions")
     p.add_argument("device_a")
     p.add_argument("device_b")
     _add_divert(p)
     _add_queues(p)
+    _add_workers(p)
     _add_common(p)
     p = sub.add_parser("dump", help="capture to a pcap or pcapng file")
     p.add_argument("device")
@@ -285,6 +294,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=_int_in(0, 2**63), help="stop after this many packets")
     _add_divert(p)
     _add_queues(p)
+    _add_workers(p)
     _add_common(p)
     p = sub.add_parser("replay", help="send the packets of a pcap file")
     p.add_argument("file")
@@ -318,6 +328,9 @@ class _Setup:
         opts = {"batch_size": a.batch_size, "force": a.force, "options": a.options, **kw}
         if getattr(a, "divert", None) is not None:
             opts["divert"] = a.divert
+        worker = getattr(a, "worker", None)  # --workers: this process is one of them
+        if worker is not None:
+            opts["options"] = worker.options_for(dev)  # the run's fanout group
         if a.busy:
             opts["idle"] = aioixy.IdlePolicy.busy()
         if kw.get("rx", True) and getattr(a, "queues", 1) != 1:
@@ -328,6 +341,8 @@ class _Setup:
         for w in said:  # e.g. QueuesLeftWarning: frames this port will never see
             print(f"aioixy: warning: {w.message}", file=sys.stderr, flush=True)
         self.ports.append(p)
+        if worker is not None:
+            worker.ports.append(p)  # reported to the supervisor
         return p
 
     def start(self, coro: Coroutine, name: str) -> None:
@@ -623,7 +638,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_job(args: argparse.Namespace) -> int:
     from aioixy.jobs import units
 
-    summary = _runner(args)(_run_job(args))
+    if getattr(args, "workers", 1) > 1:
+        summary = _run_workers(args)
+    else:
+        summary = _runner(args)(_run_job(args))
     # `dump -w -` writes the capture to stdout: everything else goes to stderr
     out = sys.stderr if getattr(args, "write", None) == "-" else sys.stdout
     if args.json:
@@ -644,6 +662,21 @@ def _cmd_job(args: argparse.Namespace) -> int:
     for d in summary["dead"]:
         print(f"aioixy: {d['task']} died: {d['error']}", file=sys.stderr)
     return exit_code(summary)
+
+
+def _run_workers(args: argparse.Namespace) -> dict:
+    from aioixy.cli import workers
+
+    if args.http and args.http_token:
+        raise UsageError("--http-token with --workers: the workers' endpoint is a read-only "
+                         "GET /metrics (no control to protect)")
+    if getattr(args, "write", None) == "-":
+        raise UsageError("--write - with --workers: each worker writes a file of its own")
+    # refused before any worker starts: the same check as one job's
+    if args.cmd == "dump" and args.files is not None and args.file_size is None:
+        raise UsageError("--files (-W) needs --file-size (-C): a ring of files of that size")
+    return workers.run(args, _run_job)
+
 
 
 #: every subcommand: what runs it, returning the exit code

@@ -7,13 +7,20 @@ Each application gets its own CollectorRegistry, so several control planes (test
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    generate_latest,
+    start_http_server,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from aioixy.control.state import ControlPlane
+from aioixy.core.workers import COUNTERS as WORKER_COUNTERS
+from aioixy.core.workers import WorkerState
 
 # (PortStats attribute, metric name without the aioixy_port_ prefix / _total suffix, help)
 _PORT_COUNTERS = (
@@ -107,3 +114,57 @@ def make_registry(control: ControlPlane) -> CollectorRegistry:
 
 def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
+
+
+class WorkersCollector(Collector):
+    """The counters of worker processes (``aioixy.serve`` / ``--workers``), read from what they
+    last reported to their supervisor: ``aioixy_port_*`` summed over the workers (the names a
+    single process exports), and ``aioixy_worker_*`` per worker, labelled ``worker`` and
+    ``port``."""
+
+    def __init__(self, states: Callable[[], list[WorkerState]]) -> None:
+        self._states = states
+
+    def collect(self) -> Iterator[Metric]:
+        states = self._states()
+        docs = {attr: doc for attr, _, doc in _PORT_COUNTERS}
+        for counter in WORKER_COUNTERS:
+            total = CounterMetricFamily(f"aioixy_port_{counter}", docs[counter],
+                                        labels=["port"])
+            per = CounterMetricFamily(f"aioixy_worker_{counter}",
+                                      f"{docs[counter]}, by one worker", labels=["worker", "port"])
+            sums: dict[str, int] = {}
+            for w in states:
+                for port, counters in sorted(w.stats.items()):
+                    per.add_metric([str(w.index), port], counters.get(counter, 0))
+                    sums[port] = sums.get(port, 0) + counters.get(counter, 0)
+            for port, v in sorted(sums.items()):
+                total.add_metric([port], v)
+            yield total
+            yield per
+        restarts = CounterMetricFamily("aioixy_worker_restarts",
+                                       "Times the supervisor restarted a dead worker",
+                                       labels=["worker"])
+        up = GaugeMetricFamily("aioixy_worker_up", "1 while the worker runs with its ports open",
+                               labels=["worker"])
+        for w in states:
+            restarts.add_metric([str(w.index)], w.restarts)
+            up.add_metric([str(w.index)], int(w.ready))
+        yield restarts
+        yield up
+
+
+def serve_worker_metrics(host: str, port: int,
+                         states: Callable[[], list[WorkerState]]) -> Callable[[], None]:
+    """A read-only ``GET /metrics`` for a supervisor (a thread of prometheus_client's own: the
+    supervisor runs no event loop); returns the function that shuts it down."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(WorkersCollector(states))
+    server, thread = start_http_server(port, addr=host, registry=registry)
+
+    def shutdown() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+    return shutdown

@@ -49,10 +49,20 @@ class Worker:
     index: int
     ports: list[Port]
     stop: asyncio.Event
+    #: (device, driver options) as this worker must open them (``open_ports=False``: the
+    #: function opens its ports itself and appends them to ``ports`` to have them reported)
+    devices: list[tuple[str, str]] = attrs.field(factory=list)
 
     @property
     def port(self) -> Port:
         return self.ports[0]
+
+    def options_for(self, device: str) -> str:
+        """The driver options this worker opens ``device`` with (its fanout group)."""
+        for dev, opts in self.devices:
+            if dev == device:
+                return opts
+        raise InvalidOption(f"{device}: not one of this worker's devices")
 
 
 @attrs.define
@@ -141,16 +151,16 @@ def _stats_of(ports: list[Port]) -> dict[str, dict[str, int]]:
 async def _worker(nf: Callable[[Worker], Awaitable[Any]], index: int,
                   devices: list[tuple[str, str]], open_options: dict[str, Any],
                   conn: multiprocessing.connection.Connection, interval: float,
-                  grace: float) -> None:
+                  grace: float, open_ports: bool) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as stack:
         ports = [await stack.enter_async_context(open_port(dev, options=opts, **open_options))
-                 for dev, opts in devices]
+                 for dev, opts in devices] if open_ports else []
         conn.send(("started", os.getpid()))
-        task = asyncio.create_task(nf(Worker(index, ports, stop)))
+        task = asyncio.create_task(nf(Worker(index, ports, stop, devices)))
 
         async def report() -> None:
             while True:
@@ -182,11 +192,12 @@ async def _worker(nf: Callable[[Worker], Awaitable[Any]], index: int,
 def _worker_main(nf: Callable[[Worker], Awaitable[Any]], index: int,
                  devices: list[tuple[str, str]], open_options: dict[str, Any],
                  conn: multiprocessing.connection.Connection, interval: float, grace: float,
-                 uvloop: bool) -> None:
+                 uvloop: bool, open_ports: bool) -> None:
     """The spawned process: runs the network function on its own ports until stopped."""
     from aioixy.core.runner import run
 
-    run(_worker(nf, index, devices, open_options, conn, interval, grace), uvloop=uvloop)
+    run(_worker(nf, index, devices, open_options, conn, interval, grace, open_ports),
+        uvloop=uvloop)
 
 
 @attrs.define
@@ -209,7 +220,7 @@ class Supervisor:
                  workers: int, restart: bool = True, stats_interval: float = 0.5,
                  grace: float = 2.0, uvloop: bool = False, duration: float | None = None,
                  on_stats: Callable[[list[WorkerState]], None] | None = None,
-                 options: str = "", **open_options: Any) -> None:
+                 options: str = "", open_ports: bool = True, **open_options: Any) -> None:
         if not devices:
             raise InvalidOption("serve: name at least one device")
         if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 256:
@@ -225,6 +236,7 @@ class Supervisor:
         self._uvloop = uvloop
         self._duration = duration
         self._on_stats = on_stats
+        self._open_ports = open_ports
         self._ctx = multiprocessing.get_context("spawn")
         self._slots = [_Slot(WorkerState(i)) for i in range(workers)]
         self._stopping = False
@@ -242,7 +254,7 @@ class Supervisor:
         proc = self._ctx.Process(
             target=_worker_main, name=f"aioixy-worker-{slot.state.index}",
             args=(self._nf, slot.state.index, self._devices, self._open_options, wr,
-                  self._interval, self._grace, self._uvloop))
+                  self._interval, self._grace, self._uvloop, self._open_ports))
         proc.start()
         wr.close()  # the child holds the write end: EOF when it is gone
         slot.proc, slot.conn, slot.started = proc, rd, time.monotonic()
@@ -316,7 +328,7 @@ class Supervisor:
                 if self._stopping and not stop_sent:
                     stop_sent = time.monotonic()
                     self._signal_workers(signal.SIGTERM)
-                elif stop_sent and time.monotonic() - stop_sent > self._grace + 5:
+                elif stop_sent and time.monotonic() - stop_sent > self._grace + 20:
                     self._signal_workers(signal.SIGKILL)  # stuck past its grace: end it
                 live = [s for s in self._slots if s.proc is not None]
                 ready = multiprocessing.connection.wait(
@@ -345,6 +357,7 @@ def serve(nf: Callable[[Worker], Awaitable[Any]], *devices: str, workers: int = 
     ``nf`` must be importable by a fresh interpreter (a module-level ``async def``, or a
     ``functools.partial`` of one). A worker that dies is restarted (``restart=False``: not).
     Other keyword arguments: ``stats_interval``, ``grace``, ``uvloop``, ``duration``,
-    ``on_stats``, and ``aioixy.open``'s options (``batch_size``, ``options``, ...).
+    ``on_stats``, ``open_ports`` (False: ``nf`` opens its ports itself, with
+    ``worker.options_for(device)``), and ``aioixy.open``'s options (``batch_size``, ...).
     """
     return Supervisor(nf, devices, workers=workers, **options).run()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -197,3 +198,42 @@ def _has_packet_socket(pid: int) -> bool:
 def test_xdp_workers_refused_clearly():
     with pytest.raises(aioixy.InvalidOption, match="packet:eth9 with workers > 1"):
         aioixy.serve(workers_nf.collect, "xdp:eth9", workers=2)
+
+
+def test_cli_dump_with_workers_writes_every_frame_once(tmp_path, netlab):
+    """aioixy dump --workers 2: a file per worker, together every frame exactly once; SIGINT
+    stops them and the summary sums them."""
+    import json
+
+    from aioixy.jobs.pcap import read_pcap
+
+    ns = netlab.netns()
+    v = netlab.veth(ns_b=ns, rx_queues=4)
+    cap = tmp_path / "cap.pcap"
+    proc = netlab.popen(None, [sys.executable, "-m", "aioixy", "dump", f"packet:{v.a}", "-w",
+                               str(cap), "--workers", "2", "--json"],
+                        stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (len(_children(proc.pid)) == 2 and
+               all(_has_packet_socket(k) for k in _children(proc.pid))):
+        assert time.monotonic() < deadline, "workers did not start"
+        assert proc.poll() is None, "aioixy dump ended early"
+        time.sleep(0.1)
+    _send(netlab, v, 0, 3000)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    summary = json.loads(out)
+    files = sorted(tmp_path.glob("cap.w*.pcap"))
+    assert [f.name for f in files] == ["cap.w0.pcap", "cap.w1.pcap"]
+    per_file = []
+    for f in files:
+        with open(f, "rb") as fh:
+            per_file.append([s for _, data in read_pcap(fh)
+                             if (s := workers_nf.seq_of(memoryview(data))) is not None])
+    assert sorted(per_file[0] + per_file[1]) == list(range(3000))
+    assert all(per_file), "one worker got nothing"
+    assert summary["packets"] >= 3000 and summary["pools_whole"] and summary["restarts"] == 0
+    assert len(summary["workers"]) == 2
+    assert sum(w["packets"] for w in summary["workers"]) == summary["packets"]

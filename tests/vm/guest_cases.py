@@ -41,10 +41,13 @@ def all_pools_freed() -> bool:
     return aioixy.native_pools_alive() == 0
 
 
-async def case_ab(count: int) -> dict:
+async def case_ab(count: int, na: str = A, nb: str = B, opt_a: str = "", opt_b: str = "") -> dict:
     sizes = sizes_for(count)
-    async with aioixy.open(A, **LOSSLESS) as a, aioixy.open(B, **LOSSLESS) as b:
-        assert a.driver == "virtio" and a.mac == "52:54:00:12:34:0a", (a.driver, a.mac)
+    async with aioixy.open(na, options=opt_a, **LOSSLESS) as a, \
+            aioixy.open(nb, options=opt_b, **LOSSLESS) as b:
+        assert a.driver == "virtio", a.driver
+        if na == A:
+            assert a.mac == "52:54:00:12:34:0a", a.mac
         assert a.link().up and b.link().up
         t0 = time.monotonic()
         rep = await transfer(a, b, count, sizes, timeout=600, window=WINDOW)
@@ -54,9 +57,11 @@ async def case_ab(count: int) -> dict:
         assert sa.tx_packets == sb.rx_packets == count, (sa, sb)
         assert sa.tx_bytes == sb.rx_bytes == sum(sizes)
         assert sa.device.tx_packets == sb.device.rx_packets == count
+        # what each end negotiated (modern, packed, event_idx, ...) and its notifications
+        mode = {"a": sa.device.extra, "b": sb.device.extra, "mac_a": a.mac, "mac_b": b.mac}
     assert all_pools_freed()
     return {"packets": count, "bytes": rep.bytes, "seconds": round(elapsed, 2),
-                "pps": round(count / elapsed)}
+            "pps": round(count / elapsed), **mode}
 
 
 async def case_promisc() -> dict:
@@ -239,11 +244,67 @@ def case_vfio() -> dict:
     return {"group": group, "iova_is_va": True, "vfio_device": True}
 
 
+async def case_mq(seconds: float, options: str, expect: int) -> dict:
+    """Four queue pairs on the mq NIC: say "ready", count what each rx queue gets from the host's
+    flows until `expect` frames arrived (or time is up), then send 50 frames on each tx queue."""
+    from vmhost import MQ_PAIRS, MQ_PCI
+
+    counts = [0] * MQ_PAIRS
+    async with aioixy.open(MQ_PCI, rx_queues=MQ_PAIRS, tx_queues=MQ_PAIRS, options=options) as p:
+        extra = p.stats().device.extra
+        print("ready", flush=True)
+
+        async def drain(q: int) -> None:
+            async for batch in p.rx(queue=q):
+                counts[q] += sum(1 for pkt in batch if len(pkt.data) > 40 and pkt.data[23] == 17)
+                batch.release()
+
+        tasks = [asyncio.create_task(drain(q)) for q in range(MQ_PAIRS)]
+        deadline = time.monotonic() + seconds
+        while sum(counts) < expect and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for q in range(MQ_PAIRS):
+            batch = p.alloc(50)
+            for i, pkt in enumerate(batch):
+                pkt.write(make_frame(i, 60, bytes.fromhex("525400123410"), b"\xff" * 6))
+            await p.tx(batch, queue=q)
+        await asyncio.sleep(1)  # let the pollers hand them to the device before close
+        tx = p.stats().tx_packets
+    assert all_pools_freed()
+    return {"per_queue": counts, "tx_packets": tx, **extra}
+
+
+def case_modern_errors() -> dict:
+    from vmhost import MODERN_PAIR, MQ_PCI
+
+    out = {}
+    ma, mb = MODERN_PAIR
+    out["legacy_on_1041"] = expect(aioixy.InvalidOption, _open, ma, options="transport=legacy")
+    out["packed_on_legacy"] = expect(aioixy.InvalidOption, _open, A, options="ring=packed")
+    out["queues_on_legacy"] = expect(aioixy.InvalidOption, _open, mb, rx_queues=2,
+                                     options="transport=legacy")
+    out["no_mq"] = expect(aioixy.InvalidOption, _open, ma, rx_queues=2)
+    out["too_many_pairs"] = expect(aioixy.InvalidOption, _open, MQ_PCI, rx_queues=8)
+    out["rss_bad_queue"] = expect(aioixy.InvalidOption, _open, MQ_PCI, rx_queues=2,
+                                  options="rss=5")
+    out["bad_ring"] = expect(aioixy.InvalidOption, _open, ma, options="ring=circular")
+    out["modern_on_legacy_only"] = expect(aioixy.DeviceError, _open, A, options="transport=modern")
+    assert all_pools_freed()
+    return out
+
+
 def main() -> int:
     case = sys.argv[1]
     hugepages()
     if case == "ab":
-        res = asyncio.run(case_ab(int(sys.argv[2])))
+        res = asyncio.run(case_ab(int(sys.argv[2]), *sys.argv[3:]))
+    elif case == "mq":
+        res = asyncio.run(case_mq(float(sys.argv[2]), sys.argv[3], int(sys.argv[4])))
+    elif case == "modern_errors":
+        res = case_modern_errors()
     elif case == "promisc":
         res = asyncio.run(case_promisc())
     elif case == "reopen":

@@ -1,10 +1,15 @@
-"""Host side of the VM test tier: boots a throw-away QEMU guest with legacy virtio-net NICs.
+"""Host side of the VM test tier: boots a throw-away QEMU guest with virtio-net NICs.
 
 Guest PCI layout (fixed, so tests can name the NICs):
-  0000:00:10.0  NIC "a", MAC 52:54:00:12:34:0a  \\ joined by a QEMU hub: what a sends, b gets
-  0000:00:11.0  NIC "b", MAC 52:54:00:12:34:0b  /
-  0000:00:12.0  NIC "t0", MAC 52:54:00:12:34:0c, backed by tap vmtap0 (host side 198.18.0.1/24)
-  0000:00:13.0  NIC "t1", MAC 52:54:00:12:34:0d, backed by tap vmtap1 (host side 198.18.1.1/24)
+  0000:00:10.0  NIC "a", MAC 52:54:00:12:34:0a  \\ legacy only, joined by a QEMU hub: what a
+  0000:00:11.0  NIC "b", MAC 52:54:00:12:34:0b  /  sends, b gets
+  0000:00:12.0  NIC "t0", MAC 52:54:00:12:34:0c, legacy, tap vmtap0 (host side 198.18.0.1/24)
+  0000:00:13.0  NIC "t1", MAC 52:54:00:12:34:0d, legacy, tap vmtap1 (host side 198.18.1.1/24)
+With modern=True (the default) three more, one guest for every VirtIO flavour:
+  0000:00:14.0  NIC "ma", MAC 52:54:00:12:34:0e, modern only (1af4:1041), packed=on \\ a second
+  0000:00:15.0  NIC "mb", MAC 52:54:00:12:34:0f, transitional (1af4:1000), packed=on / hub
+  0000:00:16.0  NIC "mq", MAC 52:54:00:12:34:10, modern only, mq=on, rss=on, 4 queue pairs, on
+                the multi-queue tap vmtapmq (host side 198.18.9.1/24)
 QEMU, the taps and their addresses live in a private network namespace made for this VM, so the
 guest can never reach this machine's own interfaces; everything is removed on stop, whatever
 happened. Nested KVM is not available where this runs, so the guest is emulated (TCG).
@@ -31,6 +36,10 @@ HERE = Path(__file__).resolve().parent
 QEMU = "qemu-system-x86_64"
 PAIR = ("0000:00:10.0", "0000:00:11.0")
 PAIR_MACS = ("52:54:00:12:34:0a", "52:54:00:12:34:0b")
+MODERN_PAIR = ("0000:00:14.0", "0000:00:15.0")
+MODERN_MACS = ("52:54:00:12:34:0e", "52:54:00:12:34:0f")
+MQ_PCI, MQ_MAC, MQ_TAP, MQ_PAIRS = "0000:00:16.0", "52:54:00:12:34:10", "vmtapmq", 4
+MQ_HOST_IP, MQ_GUEST_IP = "198.18.9.1", "198.18.9.2"
 NS_PREFIX = "aioixyvm"
 _serial = itertools.count()
 
@@ -83,8 +92,9 @@ class TestVM:
     __test__ = False  # not a pytest test class
 
     def __init__(self, repo: Path, taps: int = 2, mem: str = "2G",
-                 boot_timeout: float = 120, iommu: bool = False) -> None:
+                 boot_timeout: float = 120, iommu: bool = False, modern: bool = True) -> None:
         self.repo = Path(repo).resolve()
+        self.modern = modern
         self.iommu = iommu
         self.taps = taps
         self.mem = mem
@@ -121,6 +131,10 @@ class TestVM:
             self._ip("-n", self.ns, "tuntap", "add", "dev", tap, "mode", "tap")
             self._ip("-n", self.ns, "addr", "add", f"{tap_host_ip(i)}/24", "dev", tap)
             self._ip("-n", self.ns, "link", "set", tap, "up")
+        if self.modern:
+            self._ip("-n", self.ns, "tuntap", "add", "dev", MQ_TAP, "mode", "tap", "multi_queue")
+            self._ip("-n", self.ns, "addr", "add", f"{MQ_HOST_IP}/24", "dev", MQ_TAP)
+            self._ip("-n", self.ns, "link", "set", MQ_TAP, "up")
         sock_path = self.rundir / "agent.sock"
         legacy = "disable-legacy=off,disable-modern=on"
         cmd = [
@@ -148,6 +162,20 @@ class TestVM:
             cmd += ["-netdev", f"tap,id=nt{i},ifname=vmtap{i},script=no,downscript=no",
                     "-device", f"virtio-net-pci,netdev=nt{i},addr={0x12 + i:x}.0,mac={tap_mac(i)},"
                                f"{legacy}"]
+        if self.modern:
+            # a transitional device offers both interfaces (the driver picks modern); packed=on
+            # only offers VIRTIO_F_RING_PACKED, the driver still chooses the ring layout;
+            # vectors: 2 per queue pair + control + config, though the driver polls
+            modern = "disable-legacy=on,disable-modern=off"
+            cmd += ["-netdev", "hubport,id=nma,hubid=1", "-netdev", "hubport,id=nmb,hubid=1",
+                    "-device", f"virtio-net-pci,netdev=nma,addr=14.0,mac={MODERN_MACS[0]},"
+                               f"packed=on,{modern}",
+                    "-device", f"virtio-net-pci,netdev=nmb,addr=15.0,mac={MODERN_MACS[1]},"
+                               "packed=on,disable-legacy=off,disable-modern=off",
+                    "-netdev", f"tap,id=nmq,ifname={MQ_TAP},script=no,downscript=no,"
+                               f"queues={MQ_PAIRS},vhost=off",
+                    "-device", f"virtio-net-pci,netdev=nmq,addr=16.0,mac={MQ_MAC},mq=on,rss=on,"
+                               f"vectors={2 * MQ_PAIRS + 2},{modern}"]
         kver = (CACHE / "kver").read_text().strip()
         cmd += ["-append", " ".join([
             "console=ttyS0", "panic=-1", "rdinit=/init", "quiet", "loglevel=3",

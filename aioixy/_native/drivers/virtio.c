@@ -1,333 +1,239 @@
-/* User-space driver for legacy virtio-net PCI devices (1af4:1000), written from the VirtIO
- * specification's legacy interface (virtio 1.x spec, section 4.1.4.8 "Legacy Interfaces: A Note
- * on PCI Device Layout", section 2.7 split virtqueues, section 5.1 network device).
+/* User-space driver for virtio-net PCI devices, written from the VirtIO 1.x specification
+ * (section 5.1 the network device, 4.1 the PCI transport, 2.7/2.8 virtqueues).
+ *
+ * Devices: 1af4:1041 (modern only: what QEMU puts behind a PCIe port) and 1af4:1000 (legacy,
+ * or transitional with both interfaces). Which interface is used (docs/virtio.md):
+ *  - 1041: modern;
+ *  - 1000: modern if the function lists the modern capabilities, else legacy;
+ *  - options="transport=legacy" / "transport=modern" forces one (an error if absent).
+ * Transports: virtio_legacy.c, virtio_pci_modern.c. Rings: virtqueue.h (split, or packed with
+ * options="ring=packed" on a device offering VIRTIO_F_RING_PACKED).
  *
  * Shape of the driver:
- *  - BAR0 is an I/O-port BAR; user space reaches it through pread/pwrite on sysfs resource0,
- *    which accepts 1, 2 and 4 byte accesses only. Every register access is a syscall, so the
- *    fast path touches the BAR only for the one queue notification per batch (and none when the
- *    device set VRING_USED_F_NO_NOTIFY).
- *  - Three split virtqueues: 0 = rx, 1 = tx, 2 = control (for promiscuous mode). Legacy queues
- *    live at a physical page frame (QUEUE_PFN), so their memory comes from hugepages with
- *    physical addresses taken from /proc/self/pagemap. Legacy virtio devices DMA to guest
- *    physical memory directly (QEMU bypasses a vIOMMU for them), so VFIO is not used here.
- *  - Every packet buffer is one descriptor: the 10-byte virtio_net_hdr sits in the mempool
- *    headroom right before the packet data, so the device writes/reads header + frame in one go.
- *  - We poll: VRING_AVAIL_F_NO_INTERRUPT is set on rx and tx, and MSI-X is never enabled.
+ *  - queue pair p is rx virtqueue 2p and tx virtqueue 2p+1, driven by poller p; the control
+ *    queue comes after the last pair (5.1.2). More than one pair needs VIRTIO_NET_F_MQ; then
+ *    VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, or, if the device offers VIRTIO_NET_F_RSS, an RSS
+ *    configuration (5.1.6.5.7) that spreads flows over the pairs (options="rss=...").
+ *  - every packet buffer is one descriptor: the virtio_net_hdr (10 bytes legacy, 12 modern:
+ *    num_buffers is always there with VIRTIO_F_VERSION_1, 5.1.6) sits in the mempool headroom
+ *    right before the packet data, so the device writes/reads header + frame in one go;
+ *  - we poll: no interrupts asked for, no MSI-X vector given to any queue.
  */
 #include "device.h"
-#include "pci.h"
+#include "virtio_pci.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-/* legacy header (BAR0), byte offsets */
-#define VP_HOST_FEATURES 0
-#define VP_GUEST_FEATURES 4
-#define VP_QUEUE_PFN 8
-#define VP_QUEUE_NUM 12
-#define VP_QUEUE_SEL 14
-#define VP_QUEUE_NOTIFY 16
-#define VP_STATUS 18
-#define VP_ISR 19
-#define VP_CONFIG 20 /* device-specific config, when MSI-X is disabled */
+#define NET_F_MAC (1ull << 5)
+#define NET_F_STATUS (1ull << 16)
+#define NET_F_CTRL_VQ (1ull << 17)
+#define NET_F_CTRL_RX (1ull << 18)
+#define NET_F_MQ (1ull << 22)
+#define NET_F_RSS (1ull << 60)
 
-#define ST_ACKNOWLEDGE 1u
-#define ST_DRIVER 2u
-#define ST_DRIVER_OK 4u
-#define ST_FAILED 0x80u
-
-#define NET_F_MAC (1u << 5)
-#define NET_F_STATUS (1u << 16)
-#define NET_F_CTRL_VQ (1u << 17)
-#define NET_F_CTRL_RX (1u << 18)
-
+/* device configuration (5.1.4), byte offsets */
+#define NCFG_MAC 0
+#define NCFG_STATUS 6
+#define NCFG_MAX_PAIRS 8
+#define NCFG_RSS_KEY 17
+#define NCFG_RSS_TABLE 18
+#define NCFG_HASH_TYPES 20
 #define NET_S_LINK_UP 1u
 
-#define VRING_DESC_F_NEXT 1u
-#define VRING_DESC_F_WRITE 2u
-#define VRING_USED_F_NO_NOTIFY 1u
-#define VRING_AVAIL_F_NO_INTERRUPT 1u
-#define VRING_ALIGN 4096u
+#define HDR_LEN_LEGACY 10u /* struct virtio_net_hdr without MRG_RXBUF */
+#define HDR_LEN_MODERN 12u /* ... with num_buffers, always present under VERSION_1 */
 
-#define NET_HDR_LEN 10u /* struct virtio_net_hdr without MRG_RXBUF */
 #define CTRL_RX 0
 #define CTRL_RX_PROMISC 0
+#define CTRL_MQ 4
+#define CTRL_MQ_VQ_PAIRS_SET 0
+#define CTRL_MQ_RSS_CONFIG 1
 #define CTRL_OK 0
+/* control buffer layout: header, data, ack */
+#define CTRL_DATA 64u
+#define CTRL_DATA_MAX 896u
+#define CTRL_ACK 960u
+#define CTRL_BYTES 1024u
 
-#define Q_RX 0
-#define Q_TX 1
-#define Q_CTRL 2
+#define RSS_HASH_TYPES 0x3fu /* IPv4, TCPv4, UDPv4, IPv6, TCPv6, UDPv6 (5.1.6.5.7.1) */
+#define RSS_TABLE_MAX 128u
+#define RSS_KEY_LEN 40u
 
-struct vring_desc {
-    uint64_t addr;
-    uint32_t len;
-    uint16_t flags;
-    uint16_t next;
-};
-
-struct vring_used_elem {
-    uint32_t id;
-    uint32_t len;
-};
-
-struct virtq {
-    uint16_t size, index;
-    struct vring_desc *desc;
-    uint16_t *avail_flags, *avail_idx, *avail_ring;
-    uint16_t *used_flags, *used_idx;
-    struct vring_used_elem *used_ring;
-    struct aioixy_dma_mem mem;
-    uint16_t next_avail;  /* our shadow of avail->idx */
-    uint16_t last_used;   /* next used entry to consume */
-    uint16_t n_free;
-    uint16_t *free_ids;   /* stack of free descriptor ids */
-    struct aioixy_pkt_buf **bufs; /* buffer behind each descriptor id */
-};
-
-struct vio_counters {
-    _Atomic uint64_t rx_packets, rx_bytes, rx_missed, tx_packets, tx_bytes;
-} ;
+struct vio_pair {
+    struct virtq rx, tx;
+    _Atomic uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
+    struct aioixy_pkt_buf *scratch[AIOIXY_MAX_BATCH]; /* tx reclaim */
+} AIOIXY_CACHE_ALIGNED;
 
 struct virtio_dev {
     struct aioixy_dev dev;
-    int bar; /* resource0 fd */
-    uint32_t features;
-    struct virtq q[3];
-    bool have_ctrl;
+    struct vio_pci t;
+    uint64_t features;
+    uint32_t hdr_len;
+    uint16_t pairs;
+    bool have_ctrl, rss;
+    struct virtq ctrl;
     struct aioixy_dma_mem ctrl_mem; /* command buffers for the control queue */
-    struct vio_counters rx AIOIXY_CACHE_ALIGNED; /* written by the rx poller */
-    struct vio_counters tx AIOIXY_CACHE_ALIGNED; /* written by the tx poller */
-    struct aioixy_pkt_buf *scratch[AIOIXY_MAX_BATCH] AIOIXY_CACHE_ALIGNED; /* tx reclaim */
+    struct vio_pair *qp;            /* `pairs` of them, cache aligned */
 };
 
-/* The device is another agent reading and writing this memory: accesses to the index and flag
- * words it shares with us go through atomics so the compiler neither tears nor caches them. */
-static inline uint16_t shared_load16(const uint16_t *p)
-{
-    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
-}
+static const uint8_t rss_key[RSS_KEY_LEN] = {
+    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
+    0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
+    0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+};
 
-static inline void shared_store16(uint16_t *p, uint16_t v)
+static void rx_refill(struct virtio_dev *vd, struct virtq *q, struct aioixy_mempool *pool)
 {
-    __atomic_store_n(p, v, __ATOMIC_RELEASE);
-}
-
-static size_t vring_bytes(uint16_t n)
-{
-    size_t a = 16u * n + 2u * (3u + n);
-    a = (a + VRING_ALIGN - 1) & ~(size_t)(VRING_ALIGN - 1);
-    return a + ((2u * 3u + 8u * n + VRING_ALIGN - 1) & ~(size_t)(VRING_ALIGN - 1));
-}
-
-static int setup_queue(struct virtio_dev *vd, uint16_t index, struct virtq *q)
-{
-    aioixy_bar_write16(vd->bar, VP_QUEUE_SEL, index);
-    uint16_t n = aioixy_bar_read16(vd->bar, VP_QUEUE_NUM);
-    if (n == 0 || n == 0xffff)
-        return aioixy_set_error(AIOIXY_EDEVICE, "virtio %s: queue %u does not exist", vd->dev.name, index);
-    if (n & (n - 1))
-        return aioixy_set_error(AIOIXY_EDEVICE, "virtio %s: queue %u size %u is not a power of two",
-                                vd->dev.name, index, n);
-    int rc = aioixy_dma_alloc(&vd->dev.dma, vring_bytes(n), true, &q->mem);
-    if (rc)
-        return rc;
-    q->size = n;
-    q->index = index;
-    uint8_t *base = q->mem.virt;
-    q->desc = (struct vring_desc *)base;
-    q->avail_flags = (uint16_t *)(base + 16u * n);
-    q->avail_idx = q->avail_flags + 1;
-    q->avail_ring = q->avail_flags + 2;
-    size_t used_off = (16u * n + 2u * (3u + n) + VRING_ALIGN - 1) & ~(size_t)(VRING_ALIGN - 1);
-    q->used_flags = (uint16_t *)(base + used_off);
-    q->used_idx = q->used_flags + 1;
-    q->used_ring = (struct vring_used_elem *)(q->used_flags + 2);
-    q->free_ids = calloc(n, sizeof(*q->free_ids));
-    q->bufs = calloc(n, sizeof(*q->bufs));
-    if (!q->free_ids || !q->bufs)
-        return aioixy_set_error(AIOIXY_ENOMEM, "out of memory");
-    for (uint16_t i = 0; i < n; i++)
-        q->free_ids[i] = (uint16_t)(n - 1 - i);
-    q->n_free = n;
-    if (q->mem.iova >> 44)
-        return aioixy_set_error(AIOIXY_EDEVICE, "virtqueue memory above 16 TiB cannot be given to a legacy device");
-    /* legacy devices take the ring's page frame number (4 KiB pages) */
-    aioixy_bar_write32(vd->bar, VP_QUEUE_PFN, (uint32_t)(q->mem.iova >> 12));
-    return 0;
-}
-
-/* Publish avail entries [from, q->next_avail) and kick the device unless it opted out. */
-static void publish(struct virtio_dev *vd, struct virtq *q)
-{
-    shared_store16(q->avail_idx, q->next_avail);
-    /* the flag read must not pass the index store: the device could have set NO_NOTIFY after
-     * seeing an older index, and then we would skip a kick it needs */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (!(shared_load16(q->used_flags) & VRING_USED_F_NO_NOTIFY))
-        aioixy_bar_write16(vd->bar, VP_QUEUE_NOTIFY, q->index);
-}
-
-static void rx_refill(struct virtio_dev *vd)
-{
-    struct virtq *q = &vd->q[Q_RX];
-    struct aioixy_mempool *pool = vd->dev.pools[0];
     uint32_t room = aioixy_mempool_data_room(pool);
     struct aioixy_pkt_buf *b[64];
-    bool added = false;
     while (q->n_free) {
         uint32_t want = q->n_free < 64 ? q->n_free : 64;
         uint32_t got = aioixy_mempool_alloc_bulk(pool, b, want);
         if (!got)
             break; /* pool exhausted: the ring runs short until buffers come back */
-        for (uint32_t i = 0; i < got; i++) {
-            uint16_t id = q->free_ids[--q->n_free];
-            q->bufs[id] = b[i];
-            q->desc[id].addr = aioixy_pkt_data_iova(b[i]) - NET_HDR_LEN;
-            q->desc[id].len = NET_HDR_LEN + room;
-            q->desc[id].flags = VRING_DESC_F_WRITE;
-            q->desc[id].next = 0;
-            q->avail_ring[q->next_avail++ & (q->size - 1)] = id;
-        }
-        added = true;
+        for (uint32_t i = 0; i < got; i++)
+            vq_add(q, aioixy_pkt_data_iova(b[i]) - vd->hdr_len, vd->hdr_len + room, true, b[i]);
     }
-    if (added)
-        publish(vd, q);
+    vq_publish(q);
 }
 
 static uint32_t virtio_rx(struct aioixy_dev *dev, uint16_t qid, struct aioixy_pkt_buf **bufs, uint32_t n)
 {
-    (void)qid;
     struct virtio_dev *vd = (struct virtio_dev *)dev;
-    struct virtq *q = &vd->q[Q_RX];
-    uint16_t used = shared_load16(q->used_idx);
-    uint32_t got = 0;
+    struct vio_pair *p = &vd->qp[qid];
+    uint32_t got = 0, len;
     uint64_t bytes = 0;
-    while (q->last_used != used && got < n) {
-        struct vring_used_elem *e = &q->used_ring[q->last_used++ & (q->size - 1)];
-        uint16_t id = (uint16_t)e->id;
-        struct aioixy_pkt_buf *b = q->bufs[id];
-        q->bufs[id] = NULL;
-        q->free_ids[q->n_free++] = id;
-        uint32_t len = e->len > NET_HDR_LEN ? e->len - NET_HDR_LEN : 0;
+    struct aioixy_pkt_buf *b;
+    while (got < n && vq_pop(&p->rx, &b, &len)) {
+        len = len > vd->hdr_len ? len - vd->hdr_len : 0;
         b->len = len;
         bytes += len;
         bufs[got++] = b;
     }
     if (got) {
-        aioixy_counter_add(&vd->rx.rx_packets, got);
-        aioixy_counter_add(&vd->rx.rx_bytes, bytes);
-        rx_refill(vd);
-    } else if (q->n_free) {
-        rx_refill(vd); /* retry after an earlier pool shortage */
+        aioixy_counter_add(&p->rx_packets, got);
+        aioixy_counter_add(&p->rx_bytes, bytes);
     }
+    if (p->rx.n_free)
+        rx_refill(vd, &p->rx, dev->pools[qid]); /* also retries after a pool shortage */
     return got;
 }
 
-static void tx_reclaim(struct virtio_dev *vd)
+static void tx_reclaim(struct vio_pair *p)
 {
-    struct virtq *q = &vd->q[Q_TX];
-    uint16_t used = shared_load16(q->used_idx);
-    uint32_t k = 0;
-    while (q->last_used != used) {
-        uint16_t id = (uint16_t)q->used_ring[q->last_used++ & (q->size - 1)].id;
-        vd->scratch[k++] = q->bufs[id];
-        q->bufs[id] = NULL;
-        q->free_ids[q->n_free++] = id;
+    uint32_t k = 0, len;
+    struct aioixy_pkt_buf *b;
+    while (vq_pop(&p->tx, &b, &len)) {
+        p->scratch[k++] = b;
         if (k == AIOIXY_MAX_BATCH) {
-            aioixy_mempool_free_bulk(vd->scratch, k);
+            aioixy_mempool_free_bulk(p->scratch, k);
             k = 0;
         }
     }
     if (k)
-        aioixy_mempool_free_bulk(vd->scratch, k);
+        aioixy_mempool_free_bulk(p->scratch, k);
 }
 
 static uint32_t virtio_tx(struct aioixy_dev *dev, uint16_t qid, struct aioixy_pkt_buf **bufs, uint32_t n)
 {
-    (void)qid;
     struct virtio_dev *vd = (struct virtio_dev *)dev;
-    struct virtq *q = &vd->q[Q_TX];
-    tx_reclaim(vd);
+    struct vio_pair *p = &vd->qp[qid];
+    struct virtq *q = &p->tx;
+    tx_reclaim(p);
     uint32_t i = 0;
     uint64_t bytes = 0;
     for (; i < n && q->n_free; i++) {
         struct aioixy_pkt_buf *b = bufs[i];
-        uint16_t id = q->free_ids[--q->n_free];
-        memset(b->data - NET_HDR_LEN, 0, NET_HDR_LEN); /* no offloads: an all-zero header */
-        q->bufs[id] = b;
-        q->desc[id].addr = aioixy_pkt_data_iova(b) - NET_HDR_LEN;
-        q->desc[id].len = NET_HDR_LEN + b->len;
-        q->desc[id].flags = 0;
-        q->desc[id].next = 0;
+        memset(b->data - vd->hdr_len, 0, vd->hdr_len); /* no offloads: an all-zero header */
+        vq_add(q, aioixy_pkt_data_iova(b) - vd->hdr_len, vd->hdr_len + b->len, false, b);
         bytes += b->len;
-        q->avail_ring[q->next_avail++ & (q->size - 1)] = id;
     }
     if (i) {
-        publish(vd, q);
-        aioixy_counter_add(&vd->tx.tx_packets, i);
-        aioixy_counter_add(&vd->tx.tx_bytes, bytes);
+        vq_publish(q);
+        aioixy_counter_add(&p->tx_packets, i);
+        aioixy_counter_add(&p->tx_bytes, bytes);
     }
     return i;
+}
+
+static void add_extra(struct aioixy_dev_stats *out, const char *name, uint64_t v)
+{
+    if (out->num_extra >= AIOIXY_STATS_EXTRA)
+        return;
+    snprintf(out->extra[out->num_extra].name, sizeof(out->extra[0].name), "%s", name);
+    out->extra[out->num_extra++].value = v;
 }
 
 static void virtio_stats(struct aioixy_dev *dev, struct aioixy_dev_stats *out)
 {
     struct virtio_dev *vd = (struct virtio_dev *)dev;
     memset(out, 0, sizeof(*out));
-    out->rx_packets = atomic_load_explicit(&vd->rx.rx_packets, memory_order_relaxed);
-    out->rx_bytes = atomic_load_explicit(&vd->rx.rx_bytes, memory_order_relaxed);
-    out->tx_packets = atomic_load_explicit(&vd->tx.tx_packets, memory_order_relaxed);
-    out->tx_bytes = atomic_load_explicit(&vd->tx.tx_bytes, memory_order_relaxed);
+    uint64_t notifies = 0;
+    for (uint16_t i = 0; i < vd->pairs; i++) {
+        struct vio_pair *p = &vd->qp[i];
+        out->rx_packets += atomic_load_explicit(&p->rx_packets, memory_order_relaxed);
+        out->rx_bytes += atomic_load_explicit(&p->rx_bytes, memory_order_relaxed);
+        out->tx_packets += atomic_load_explicit(&p->tx_packets, memory_order_relaxed);
+        out->tx_bytes += atomic_load_explicit(&p->tx_bytes, memory_order_relaxed);
+        notifies += atomic_load_explicit(&p->rx.notifies, memory_order_relaxed) +
+                    atomic_load_explicit(&p->tx.notifies, memory_order_relaxed);
+    }
+    /* what was negotiated, so a caller (and the tests) can see which path runs */
+    add_extra(out, "modern", vd->t.modern);
+    add_extra(out, "packed", !!(vd->features & VIO_F_RING_PACKED));
+    add_extra(out, "event_idx", !!(vd->features & VIO_F_EVENT_IDX));
+    add_extra(out, "queue_pairs", vd->pairs);
+    add_extra(out, "rss", vd->rss);
+    add_extra(out, "notifies", notifies);
 }
 
 static void virtio_link(struct aioixy_dev *dev, struct aioixy_link *out)
 {
     struct virtio_dev *vd = (struct virtio_dev *)dev;
-    if (vd->features & NET_F_STATUS)
-        out->up = aioixy_bar_read16(vd->bar, VP_CONFIG + 6) & NET_S_LINK_UP;
-    else
+    if (vd->features & NET_F_STATUS) {
+        uint16_t st;
+        vio_config_read(&vd->t, NCFG_STATUS, &st, 2);
+        out->up = st & NET_S_LINK_UP;
+    } else {
         out->up = true; /* without the STATUS feature the link is defined to be up */
+    }
     out->speed_mbps = out->up ? 10000 : 0; /* virtio reports no speed; nominal, like Linux */
 }
 
-/* One command on the control queue: header (class, cmd), one data byte, device-written ack. */
-static int ctrl_command(struct virtio_dev *vd, uint8_t cls, uint8_t cmd, uint8_t data)
+/* One command on the control queue (5.1.6.5): header (class, cmd), the data, and an ack byte
+ * the device writes. Waits up to 2 s for it. */
+static int ctrl_command(struct virtio_dev *vd, uint8_t cls, uint8_t cmd, const void *data,
+                        uint32_t len)
 {
-    struct virtq *q = &vd->q[Q_CTRL];
-    if (q->n_free < 3)
-        return aioixy_set_error(AIOIXY_EDEVICE, "virtio %s: control queue is full", vd->dev.name);
+    if (len == 0 || len > CTRL_DATA_MAX)
+        return aioixy_set_error(AIOIXY_EINVAL, "virtio %s: control data of %u bytes", vd->dev.name, len);
     uint8_t *m = vd->ctrl_mem.virt;
     m[0] = cls;
     m[1] = cmd;
-    m[16] = data;
-    m[32] = 0xff; /* ack: the device overwrites it */
-    uint16_t ids[3];
-    for (int i = 0; i < 3; i++)
-        ids[i] = q->free_ids[--q->n_free];
-    const uint32_t off[3] = {0, 16, 32}, len[3] = {2, 1, 1};
-    for (int i = 0; i < 3; i++) {
-        q->desc[ids[i]].addr = vd->ctrl_mem.iova + off[i];
-        q->desc[ids[i]].len = len[i];
-        q->desc[ids[i]].flags = (uint16_t)((i < 2 ? VRING_DESC_F_NEXT : 0) | (i == 2 ? VRING_DESC_F_WRITE : 0));
-        q->desc[ids[i]].next = i < 2 ? ids[i + 1] : 0;
-    }
-    q->avail_ring[q->next_avail++ & (q->size - 1)] = ids[0];
-    publish(vd, q);
+    memcpy(m + CTRL_DATA, data, len);
+    m[CTRL_ACK] = 0xff; /* the device overwrites it */
+    const uint64_t addr[3] = {vd->ctrl_mem.iova, vd->ctrl_mem.iova + CTRL_DATA,
+                              vd->ctrl_mem.iova + CTRL_ACK};
+    const uint32_t lens[3] = {2, len, 1};
+    const bool writes[3] = {false, false, true};
+    int rc = vq_add_chain(&vd->ctrl, 3, addr, lens, writes);
+    if (rc)
+        return rc;
+    struct aioixy_pkt_buf *none;
+    uint32_t used_len;
     struct timespec ts = {0, 100000};
-    for (int spin = 0; spin < 20000 && shared_load16(q->used_idx) == q->last_used; spin++)
+    bool done = false;
+    for (int spin = 0; spin < 20000 && !(done = vq_pop(&vd->ctrl, &none, &used_len)); spin++)
         nanosleep(&ts, NULL);
-    if (shared_load16(q->used_idx) == q->last_used)
+    if (!done)
         return aioixy_set_error(AIOIXY_ETIMEDOUT, "virtio %s: no answer on the control queue",
                                 vd->dev.name);
-    q->last_used++;
-    for (int i = 2; i >= 0; i--)
-        q->free_ids[q->n_free++] = ids[i];
-    uint8_t ack = __atomic_load_n(&m[32], __ATOMIC_ACQUIRE);
+    uint8_t ack = __atomic_load_n(&m[CTRL_ACK], __ATOMIC_ACQUIRE);
     if (ack != CTRL_OK)
         return aioixy_set_error(AIOIXY_EDEVICE, "virtio %s: the device refused control command "
                                 "%u/%u (ack %u)", vd->dev.name, cls, cmd, ack);
@@ -337,42 +243,26 @@ static int ctrl_command(struct virtio_dev *vd, uint8_t cls, uint8_t cmd, uint8_t
 static int virtio_promisc(struct aioixy_dev *dev, bool on)
 {
     struct virtio_dev *vd = (struct virtio_dev *)dev;
-    if (!vd->have_ctrl)
+    if (!(vd->features & NET_F_CTRL_RX) || !vd->have_ctrl)
         return aioixy_set_error(AIOIXY_EINVAL, "virtio %s: the device offers no control queue "
                                 "with CTRL_RX, so promiscuous mode cannot be changed", dev->name);
-    return ctrl_command(vd, CTRL_RX, CTRL_RX_PROMISC, on ? 1 : 0);
-}
-
-static void free_queue_mem(struct virtq *q, bool free_bufs)
-{
-    if (free_bufs && q->bufs)
-        for (uint16_t i = 0; i < q->size; i++)
-            if (q->bufs[i])
-                aioixy_mempool_free(q->bufs[i]);
-    free(q->bufs);
-    free(q->free_ids);
-    aioixy_dma_free(&q->mem);
-    memset(q, 0, sizeof(*q));
-}
-
-static void device_reset(struct virtio_dev *vd)
-{
-    aioixy_bar_write8(vd->bar, VP_STATUS, 0);
-    /* the reset is complete when status reads back 0; the device then no longer touches the
-     * rings, so their buffers may be freed */
-    for (int i = 0; i < 1000 && aioixy_bar_read8(vd->bar, VP_STATUS) != 0; i++)
-        usleep(100);
+    uint8_t v = on ? 1 : 0;
+    return ctrl_command(vd, CTRL_RX, CTRL_RX_PROMISC, &v, 1);
 }
 
 static void virtio_close(struct aioixy_dev *dev)
 {
     struct virtio_dev *vd = (struct virtio_dev *)dev;
-    if (vd->bar >= 0) {
-        device_reset(vd);
-        close(vd->bar);
-    }
-    for (int i = 0; i < 3; i++)
-        free_queue_mem(&vd->q[i], i != Q_CTRL);
+    /* reset first: after that the device no longer touches the rings */
+    (void)vio_reset(&vd->t);
+    vio_close(&vd->t);
+    if (vd->qp)
+        for (uint16_t i = 0; i < vd->pairs; i++) {
+            vq_free(&vd->qp[i].rx);
+            vq_free(&vd->qp[i].tx);
+        }
+    free(vd->qp);
+    vq_free(&vd->ctrl);
     aioixy_dma_free(&vd->ctrl_mem);
     aioixy_dev_release_pools(dev);
     free(vd);
@@ -388,88 +278,281 @@ static const struct aioixy_dev_ops virtio_ops = {
     .close = virtio_close,
 };
 
+struct vio_opts {
+    int transport;          /* 0 auto, 1 legacy, 2 modern */
+    bool packed, event_idx;
+    bool rss_off;
+    uint16_t rss_list[AIOIXY_MAX_QUEUES];
+    uint16_t rss_n;         /* 0: every pair */
+};
+
+static int parse_opts(const char *addr, const struct aioixy_dev_config *cfg, struct vio_opts *o)
+{
+    char v[AIOIXY_OPT_VALUE_MAX + 1];
+    memset(o, 0, sizeof(*o));
+    o->event_idx = true;
+    if (aioixy_opt_get(cfg->options, "transport", v, sizeof(v))) {
+        if (strcmp(v, "legacy") == 0)
+            o->transport = 1;
+        else if (strcmp(v, "modern") == 0)
+            o->transport = 2;
+        else if (strcmp(v, "auto") != 0)
+            return aioixy_set_error(AIOIXY_EINVAL, "virtio %s: transport=%s: expected legacy, "
+                                    "modern or auto", addr, v);
+    }
+    if (aioixy_opt_get(cfg->options, "ring", v, sizeof(v))) {
+        if (strcmp(v, "packed") == 0)
+            o->packed = true;
+        else if (strcmp(v, "split") != 0)
+            return aioixy_set_error(AIOIXY_EINVAL, "virtio %s: ring=%s: expected split or packed",
+                                    addr, v);
+    }
+    if (aioixy_opt_get(cfg->options, "event_idx", v, sizeof(v))) {
+        if (strcmp(v, "off") == 0)
+            o->event_idx = false;
+        else if (strcmp(v, "on") != 0)
+            return aioixy_set_error(AIOIXY_EINVAL, "virtio %s: event_idx=%s: expected on or off",
+                                    addr, v);
+    }
+    if (aioixy_opt_get(cfg->options, "rss", v, sizeof(v))) {
+        /* "off", "on" (every pair) or the rx queues to steer to, "1:3" */
+        if (strcmp(v, "off") == 0) {
+            o->rss_off = true;
+        } else if (strcmp(v, "on") != 0) {
+            uint16_t pairs = cfg->rx_queues > cfg->tx_queues ? cfg->rx_queues : cfg->tx_queues;
+            for (char *s = v, *end; *s; s = *end ? end + 1 : end) {
+                unsigned long q = strtoul(s, &end, 10);
+                if (end == s || (*end && *end != ':') || q >= pairs || o->rss_n == AIOIXY_MAX_QUEUES)
+                    return aioixy_set_error(AIOIXY_EINVAL, "virtio %s: rss=%s: expected off, on "
+                                            "or rx queue numbers below %u separated by ':'",
+                                            addr, v, pairs);
+                o->rss_list[o->rss_n++] = (uint16_t)q;
+            }
+        }
+    }
+    return 0;
+}
+
+static int setup_vq(struct virtio_dev *vd, struct virtq *q, uint16_t index)
+{
+    uint16_t n = vio_queue_max(&vd->t, index);
+    if (n == 0)
+        return aioixy_set_error(AIOIXY_EDEVICE, "virtio %s: queue %u does not exist", vd->dev.name, index);
+    bool packed = vd->features & VIO_F_RING_PACKED;
+    int rc = vq_alloc(q, &vd->dev.dma, index, n, packed, vd->features & VIO_F_EVENT_IDX);
+    return rc ? rc : vio_queue_setup(&vd->t, q);
+}
+
+/* Several pairs: tell the device how many (and, with RSS, how to spread flows over them). */
+static int setup_pairs(struct virtio_dev *vd, const struct vio_opts *o)
+{
+    if (!vd->rss) {
+        uint16_t n = vd->pairs;
+        return ctrl_command(vd, CTRL_MQ, CTRL_MQ_VQ_PAIRS_SET, &n, 2);
+    }
+    uint16_t table_len, max_table;
+    uint8_t max_key;
+    uint32_t types;
+    vio_config_read(&vd->t, NCFG_RSS_TABLE, &max_table, 2);
+    vio_config_read(&vd->t, NCFG_RSS_KEY, &max_key, 1);
+    vio_config_read(&vd->t, NCFG_HASH_TYPES, &types, 4);
+    for (table_len = RSS_TABLE_MAX; table_len > max_table && table_len > 1; table_len /= 2)
+        ;
+    uint8_t key_len = max_key < RSS_KEY_LEN ? max_key : RSS_KEY_LEN;
+    /* virtio_net_rss_config: hash_types, indirection_table_mask, unclassified_queue,
+     * indirection_table[], max_tx_vq, hash_key_length, hash_key_data[] (5.1.6.5.7.1) */
+    uint8_t buf[CTRL_DATA_MAX];
+    size_t off = 0;
+    uint32_t ht = types & RSS_HASH_TYPES;
+    uint16_t mask = (uint16_t)(table_len - 1);
+    uint16_t nq = o->rss_n ? o->rss_n : vd->pairs;
+    uint16_t first = o->rss_n ? o->rss_list[0] : 0;
+    memcpy(buf + off, &ht, 4), off += 4;
+    memcpy(buf + off, &mask, 2), off += 2;
+    memcpy(buf + off, &first, 2), off += 2;
+    for (uint16_t i = 0; i < table_len; i++) {
+        uint16_t q = o->rss_n ? o->rss_list[i % nq] : (uint16_t)(i % nq);
+        memcpy(buf + off, &q, 2), off += 2;
+    }
+    uint16_t tx = vd->pairs;
+    memcpy(buf + off, &tx, 2), off += 2;
+    buf[off++] = key_len;
+    memcpy(buf + off, rss_key, key_len), off += key_len;
+    return ctrl_command(vd, CTRL_MQ, CTRL_MQ_RSS_CONFIG, buf, (uint32_t)off);
+}
+
+static int negotiate(struct virtio_dev *vd, const struct vio_opts *o)
+{
+    const char *addr = vd->dev.name;
+    uint64_t host = vio_device_features(&vd->t);
+    uint64_t want = NET_F_MAC | NET_F_STATUS | NET_F_CTRL_VQ | NET_F_CTRL_RX;
+    if (vd->t.modern) {
+        if (!(host & VIO_F_VERSION_1))
+            return aioixy_set_error(AIOIXY_EDEVICE, "virtio %s: the modern interface does not offer "
+                                    "VIRTIO_F_VERSION_1", addr);
+        /* ACCESS_PLATFORM: without an IOMMU the platform's translation is the identity, so
+         * physical addresses stay right; a device that offers it may refuse FEATURES_OK
+         * without it. NOTIFICATION_DATA is not accepted (docs/virtio.md). */
+        want |= VIO_F_VERSION_1 | VIO_F_ACCESS_PLATFORM;
+        if (o->event_idx)
+            want |= VIO_F_EVENT_IDX;
+        if (o->packed) {
+            if (!(host & VIO_F_RING_PACKED))
+                return aioixy_set_error(AIOIXY_EINVAL, "virtio %s: ring=packed, but the device does "
+                                        "not offer VIRTIO_F_RING_PACKED (QEMU: packed=on)", addr);
+            want |= VIO_F_RING_PACKED;
+        }
+        if (vd->pairs > 1) {
+            if ((host & (NET_F_MQ | NET_F_CTRL_VQ)) != (NET_F_MQ | NET_F_CTRL_VQ))
+                return aioixy_set_error(AIOIXY_EINVAL, "virtio %s: %u queue pairs asked for, but the "
+                                        "device does not offer VIRTIO_NET_F_MQ (QEMU: mq=on and a "
+                                        "netdev with queues=N)", addr, vd->pairs);
+            want |= NET_F_MQ;
+            if (!o->rss_off)
+                want |= NET_F_RSS;
+        }
+    }
+    vd->features = host & want;
+    if (vd->t.modern && vd->pairs > 1) {
+        /* max_virtqueue_pairs is valid once MQ is offered (read before FEATURES_OK is fine) */
+        uint16_t max;
+        vio_config_read(&vd->t, NCFG_MAX_PAIRS, &max, 2);
+        if (max < vd->pairs)
+            return aioixy_set_error(AIOIXY_EINVAL, "virtio %s: %u queue pairs asked for, the device "
+                                    "has %u", addr, vd->pairs, max);
+    }
+    if (o->rss_n && !(vd->features & NET_F_RSS))
+        return aioixy_set_error(AIOIXY_EINVAL, "virtio %s: rss=... needs several queue pairs and a "
+                                "device offering VIRTIO_NET_F_RSS (QEMU: rss=on)", addr);
+    vd->rss = vd->features & NET_F_RSS;
+    vd->have_ctrl = (vd->features & NET_F_CTRL_VQ) != 0;
+    return vio_set_features(&vd->t, vd->features);
+}
+
 static int virtio_open(const char *addr, const struct aioixy_dev_config *cfg, struct aioixy_dev **out)
 {
     struct aioixy_pci_info info;
     int rc = aioixy_pci_info(addr, &info);
     if (rc)
         return rc;
-    if (info.vendor != 0x1af4 || info.device != 0x1000 || (info.klass >> 16) != 0x02)
-        return aioixy_set_error(AIOIXY_ENODEV, "%s (%04x:%04x, class %06x) is not a legacy virtio-net "
+    if (info.vendor != 0x1af4 || (info.device != 0x1000 && info.device != 0x1041) ||
+        (info.klass >> 16) != 0x02)
+        return aioixy_set_error(AIOIXY_ENODEV, "%s (%04x:%04x, class %06x) is not a virtio-net "
                                 "device", addr, info.vendor, info.device, info.klass);
-    if (cfg->rx_queues != 1 || cfg->tx_queues != 1)
-        return aioixy_set_error(AIOIXY_EINVAL, "virtio %s: a legacy virtio-net device has one rx and "
-                                "one tx queue (asked for %u/%u)", addr, cfg->rx_queues, cfg->tx_queues);
-    if ((rc = aioixy_pci_check_safe(&info, cfg->force)))
+    struct vio_opts o;
+    if ((rc = parse_opts(addr, cfg, &o)))
         return rc;
-    if (geteuid() != 0)
-        return aioixy_set_error(AIOIXY_EPERM, "virtio %s: driving a PCI device from user space "
-                                "needs root (sysfs unbind, BAR access, physical addresses)", addr);
+    bool modern;
+    if (info.device == 0x1041) {
+        if (o.transport == 1)
+            return aioixy_set_error(AIOIXY_EINVAL, "virtio %s: transport=legacy, but 1af4:1041 is "
+                                    "a modern-only device", addr);
+        modern = true;
+    } else {
+        modern = o.transport == 2 || (o.transport == 0 && vio_modern_present(addr));
+    }
+    uint16_t pairs = cfg->rx_queues > cfg->tx_queues ? cfg->rx_queues : cfg->tx_queues;
+    if (!modern) {
+        if (pairs != 1)
+            return aioixy_set_error(AIOIXY_EINVAL, "virtio %s: the legacy interface drives one rx "
+                                    "and one tx queue (asked for %u/%u); several need the modern "
+                                    "interface", addr, cfg->rx_queues, cfg->tx_queues);
+        if (o.packed)
+            return aioixy_set_error(AIOIXY_EINVAL, "virtio %s: ring=packed needs the modern "
+                                    "interface (the legacy one has split rings only)", addr);
+        if ((rc = aioixy_pci_check_safe(&info, cfg->force)))
+            return rc;
+        if (geteuid() != 0)
+            return aioixy_set_error(AIOIXY_EPERM, "virtio %s: driving a PCI device from user space "
+                                    "needs root (sysfs unbind, BAR access, physical addresses)", addr);
+    }
     struct virtio_dev *vd = aligned_alloc(AIOIXY_CACHE_LINE, (sizeof(*vd) + 63) & ~(size_t)63);
     if (!vd)
         return aioixy_set_error(AIOIXY_ENOMEM, "out of memory");
     memset(vd, 0, sizeof(*vd));
-    vd->bar = -1;
+    vd->t.iofd = -1;
+    /* nothing claimed yet: a failure before the claim must not close fd 0 */
+    vd->t.claim.vfio.container = vd->t.claim.vfio.group = vd->t.claim.vfio.device = -1;
+    vd->ctrl.notify_fd = -1;
     vd->dev.ops = &virtio_ops;
     snprintf(vd->dev.name, sizeof(vd->dev.name), "%s", addr);
     snprintf(vd->dev.driver, sizeof(vd->dev.driver), "virtio");
-    vd->dev.num_rx_queues = 1;
-    vd->dev.num_tx_queues = 1;
+    vd->t.name = vd->dev.name;
+    vd->pairs = pairs;
+    vd->dev.num_rx_queues = cfg->rx_queues;
+    vd->dev.num_tx_queues = cfg->tx_queues;
     vd->dev.dma.kind = DMA_HUGEPAGE;
     vd->dev.dma.vfio_container_fd = -1;
     /* no offloads negotiated: one Ethernet frame of at most MTU 1500 plus a VLAN tag */
     vd->dev.min_tx_len = 14;
     vd->dev.max_tx_len = 1518;
+    vd->hdr_len = modern ? HDR_LEN_MODERN : HDR_LEN_LEGACY;
+    size_t qp_bytes = ((sizeof(struct vio_pair) * pairs) + 63) & ~(size_t)63;
+    vd->qp = aligned_alloc(AIOIXY_CACHE_LINE, qp_bytes);
+    if (!vd->qp) {
+        free(vd);
+        return aioixy_set_error(AIOIXY_ENOMEM, "out of memory");
+    }
+    memset(vd->qp, 0, qp_bytes);
+    for (uint16_t i = 0; i < pairs; i++)
+        vd->qp[i].rx.notify_fd = vd->qp[i].tx.notify_fd = -1;
 
+    if (modern && (rc = vio_modern_probe(addr, cfg->force, &vd->t)))
+        goto fail;
     /* hugepages first: failing for lack of them must not leave the device unbound */
     if ((rc = aioixy_dev_create_pools(&vd->dev, cfg)))
         goto fail;
-    if ((rc = aioixy_dma_alloc(&vd->dev.dma, 64, true, &vd->ctrl_mem)))
+    if ((rc = aioixy_dma_alloc(&vd->dev.dma, CTRL_BYTES, true, &vd->ctrl_mem)))
         goto fail;
-    if ((rc = aioixy_pci_unbind(&info)))
+    if ((rc = modern ? vio_modern_claim(&vd->t, cfg->force) : vio_legacy_open(&info, &vd->t)))
         goto fail;
-    if ((rc = aioixy_pci_enable_dma(addr)))
-        goto fail;
-    if ((vd->bar = aioixy_pci_open_bar(addr, 0)) < 0) {
-        rc = vd->bar;
-        goto fail;
-    }
     /* always from a reset: a previous user may have died with the queues live */
-    device_reset(vd);
-    if (aioixy_bar_read8(vd->bar, VP_STATUS) != 0) {
-        rc = aioixy_set_error(AIOIXY_ETIMEDOUT, "virtio %s: device did not reset", addr);
+    if ((rc = vio_reset(&vd->t)))
         goto fail;
+    vio_set_status(&vd->t, VIO_ST_ACKNOWLEDGE);
+    vio_set_status(&vd->t, VIO_ST_ACKNOWLEDGE | VIO_ST_DRIVER);
+    if ((rc = negotiate(vd, &o)))
+        goto fail;
+    for (uint16_t i = 0; i < pairs; i++) {
+        if ((rc = setup_vq(vd, &vd->qp[i].rx, (uint16_t)(2 * i))) ||
+            (rc = setup_vq(vd, &vd->qp[i].tx, (uint16_t)(2 * i + 1))))
+            goto fail;
+        /* we poll, so ask the device not to interrupt (no vector is routed anyway) */
+        vq_no_interrupts(&vd->qp[i].rx);
+        vq_no_interrupts(&vd->qp[i].tx);
     }
-    aioixy_bar_write8(vd->bar, VP_STATUS, ST_ACKNOWLEDGE);
-    aioixy_bar_write8(vd->bar, VP_STATUS, ST_ACKNOWLEDGE | ST_DRIVER);
-    uint32_t host = aioixy_bar_read32(vd->bar, VP_HOST_FEATURES);
-    vd->features = host & (NET_F_MAC | NET_F_STATUS | NET_F_CTRL_VQ | NET_F_CTRL_RX);
-    aioixy_bar_write32(vd->bar, VP_GUEST_FEATURES, vd->features);
-    vd->have_ctrl = (vd->features & (NET_F_CTRL_VQ | NET_F_CTRL_RX)) == (NET_F_CTRL_VQ | NET_F_CTRL_RX);
-    if ((rc = setup_queue(vd, Q_RX, &vd->q[Q_RX])) || (rc = setup_queue(vd, Q_TX, &vd->q[Q_TX])))
-        goto fail;
-    if (vd->have_ctrl && (rc = setup_queue(vd, Q_CTRL, &vd->q[Q_CTRL])))
-        goto fail;
-    /* we poll, so ask the device not to interrupt (it may still, harmlessly: MSI-X is off) */
-    shared_store16(vd->q[Q_RX].avail_flags, VRING_AVAIL_F_NO_INTERRUPT);
-    shared_store16(vd->q[Q_TX].avail_flags, VRING_AVAIL_F_NO_INTERRUPT);
-    aioixy_bar_write8(vd->bar, VP_STATUS, ST_ACKNOWLEDGE | ST_DRIVER | ST_DRIVER_OK);
-    if (aioixy_bar_read8(vd->bar, VP_STATUS) & ST_FAILED) {
+    if (vd->have_ctrl) {
+        uint16_t ctrl_index = 2;
+        if (vd->features & NET_F_MQ) {
+            uint16_t max;
+            vio_config_read(&vd->t, NCFG_MAX_PAIRS, &max, 2);
+            ctrl_index = (uint16_t)(2 * max);
+        }
+        if ((rc = setup_vq(vd, &vd->ctrl, ctrl_index)))
+            goto fail;
+        vq_no_interrupts(&vd->ctrl);
+    }
+    uint8_t st = vio_get_status(&vd->t);
+    vio_set_status(&vd->t, st | VIO_ST_DRIVER_OK);
+    if (vio_get_status(&vd->t) & VIO_ST_FAILED) {
         rc = aioixy_set_error(AIOIXY_EDEVICE, "virtio %s: device set FAILED during initialization", addr);
         goto fail;
     }
     if (vd->features & NET_F_MAC)
-        for (int i = 0; i < 6; i++)
-            vd->dev.mac[i] = aioixy_bar_read8(vd->bar, VP_CONFIG + i);
-    rx_refill(vd);
-    if (vd->have_ctrl) {
+        vio_config_read(&vd->t, NCFG_MAC, vd->dev.mac, 6);
+    for (uint16_t i = 0; i < pairs; i++)
+        rx_refill(vd, &vd->qp[i].rx, vd->dev.pools[i]);
+    if (vd->features & NET_F_CTRL_RX && vd->have_ctrl) {
         /* say it explicitly: devices differ in their reset default (QEMU's is promiscuous) */
-        if ((rc = ctrl_command(vd, CTRL_RX, CTRL_RX_PROMISC, cfg->promisc ? 1 : 0)))
+        uint8_t v = cfg->promisc ? 1 : 0;
+        if ((rc = ctrl_command(vd, CTRL_RX, CTRL_RX_PROMISC, &v, 1)))
             goto fail;
         vd->dev.promisc = cfg->promisc;
     } else {
         vd->dev.promisc = true; /* without CTRL_RX the device filters nothing */
     }
+    if (pairs > 1 && (rc = setup_pairs(vd, &o)))
+        goto fail;
     *out = &vd->dev;
     return 0;
 fail:
@@ -477,11 +560,13 @@ fail:
     return rc;
 }
 
-static const struct aioixy_pci_id virtio_ids[] = {{0x1af4, 0x1000}, {0, 0}};
+static const struct aioixy_pci_id virtio_ids[] = {{0x1af4, 0x1000}, {0x1af4, 0x1041}, {0, 0}};
+static const char *const virtio_options[] = {"transport", "ring", "event_idx", "rss", NULL};
 
 static struct aioixy_driver virtio_driver = {
     .name = "virtio",
     .pci_ids = virtio_ids,
     .open = virtio_open,
+    .options = virtio_options,
 };
 AIOIXY_REGISTER_DRIVER(virtio_driver)

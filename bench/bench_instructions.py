@@ -57,10 +57,19 @@ def instructions(exe: Path, mode: str, packets: int, batch: int, tmp: Path,
     return int(m.group(1))
 
 
-def virtio_in_vm(exe: Path, batch: int) -> tuple[float, float] | str:
+# the VirtIO flavours, each on a pair of NICs QEMU's hub joins (tests/vm/vmhost.py)
+VIRTIO_FLAVOURS = {
+    "virtio-legacy": ("0000:00:10.0", "0000:00:11.0", ""),
+    "virtio-split": ("0000:00:14.0", "0000:00:15.0", ""),
+    "virtio-packed": ("0000:00:14.0", "0000:00:15.0", "ring=packed"),
+}
+
+
+def virtio_in_vm(exe: Path, batch: int) -> dict[str, tuple[float, float]] | str:
     """Driver-only rx and tx instructions per packet of the VirtIO driver, counted by callgrind
-    inside the test VM (QEMU's virtio-net; valgrind comes from the host's root over 9p).
-    Returns (rx, tx), or why it could not run."""
+    inside the test VM (QEMU's virtio-net; valgrind comes from the host's root over 9p), for the
+    legacy interface and the modern one with split and packed rings. Returns {flavour: (rx,
+    tx)}, or why it could not run."""
     import sys
 
     sys.path.insert(0, str(ROOT / "tests" / "vm"))
@@ -70,22 +79,25 @@ def virtio_in_vm(exe: Path, batch: int) -> tuple[float, float] | str:
     if why:
         return why
     n1, n2 = batch * 40, batch * 200
-    res = {}
+    res: dict[str, tuple[float, float]] = {}
     with TestVM(ROOT, taps=0) as vm:
         vm.run("echo 64 > /proc/sys/vm/nr_hugepages").check()
-        for fn in ("virtio_rx", "virtio_tx"):
-            counts = []
-            for n in (n1, n2):
-                out = f"/tmp/cg.virtio.{fn}.{n}"
-                r = vm.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                            f"--toggle-collect={fn}", str(exe), "virtio-txrx", str(n),
-                            str(batch), "0000:00:10.0", "0000:00:11.0"], timeout=1800)
-                m = re.search(r"Collected\s*:\s*(\d+)", r.err)
-                if r.rc != 0 or not m:
-                    return f"callgrind in the VM failed (rc {r.rc}): {r.err[-500:]}"
-                counts.append(int(m.group(1)))
-            res[fn] = (counts[1] - counts[0]) / (n2 - n1)
-    return res["virtio_rx"], res["virtio_tx"]
+        for flavour, (a, b, options) in VIRTIO_FLAVOURS.items():
+            per_fn = []
+            for fn in ("virtio_rx", "virtio_tx"):
+                counts = []
+                for n in (n1, n2):
+                    out = f"/tmp/cg.{flavour}.{fn}.{n}"
+                    r = vm.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                                f"--toggle-collect={fn}", str(exe), "virtio-txrx", str(n),
+                                str(batch), a, b, options], timeout=1800)
+                    m = re.search(r"Collected\s*:\s*(\d+)", r.err)
+                    if r.rc != 0 or not m:
+                        return f"callgrind in the VM failed (rc {r.rc}): {r.err[-500:]}"
+                    counts.append(int(m.group(1)))
+                per_fn.append((counts[1] - counts[0]) / (n2 - n1))
+            res[flavour] = (per_fn[0], per_fn[1])
+    return res
 
 
 def main() -> None:
@@ -125,14 +137,15 @@ def main() -> None:
             got = virtio_in_vm(exe, args.batch)
             what = "VirtIO driver in the test VM: tx_batch NIC A -> QEMU hub -> rx_batch NIC B"
             if isinstance(got, str):
-                print(f"virtio-txrx: NOT MEASURED: {got}")
-                rows.append({"path": "virtio-txrx", "batch": args.batch, "skipped": got,
+                print(f"virtio: NOT MEASURED: {got}")
+                rows.append({"path": "virtio", "batch": args.batch, "skipped": got,
                              "what": what})
             else:
-                rows.append({"path": "virtio-txrx", "batch": args.batch,
-                             "instructions_per_packet": None, "driver_rx": round(got[0], 1),
-                             "driver_tx": round(got[1], 1), "what": what})
-                print(f"{'virtio-txrx':<11} {'-':>10} {got[0]:10.1f} {got[1]:10.1f}  {what}")
+                for flavour, (rx, tx) in got.items():
+                    rows.append({"path": flavour, "batch": args.batch,
+                                 "instructions_per_packet": None, "driver_rx": round(rx, 1),
+                                 "driver_tx": round(tx, 1), "what": what})
+                    print(f"{flavour:<13} {'-':>8} {rx:10.1f} {tx:10.1f}  {what}")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"tool": "valgrind --tool=callgrind", "rows": rows}, f, indent=1)

@@ -1,7 +1,8 @@
 """Guest half of bench/bench_virtio.py: one measurement per invocation, prints a JSON line.
 
-    aioixy-tx DEV SECONDS        null source -> DEV (the driver's tx path)
-    aioixy-rx DEV SECONDS        count what DEV receives
+    aioixy-tx DEV [OPTIONS] SECONDS  null source -> DEV (the driver's tx path); OPTIONS are the
+                                     driver options ("ring=packed")
+    aioixy-rx DEV [OPTIONS] SECONDS  count what DEV receives
     aioixy-fwd IN OUT SECONDS    forward IN -> OUT through Python
     kernel-tx DEV SECONDS        the guest kernel's virtio_net driven by pktgen
     kernel-rx DEV SECONDS        the guest kernel's virtio_net rx counter
@@ -25,8 +26,9 @@ def hugepages() -> None:
         f.write("128")
 
 
-async def aioixy_tx(dev: str, seconds: float) -> int:
-    async with aioixy.open("null", overflow="pause") as src, aioixy.open(dev) as out:
+async def aioixy_tx(dev: str, seconds: float, options: str = "") -> int:
+    async with aioixy.open("null", overflow="pause") as src, \
+            aioixy.open(dev, options=options) as out:
         sent = 0
         end = time.monotonic() + seconds
         async for batch in src.rx():
@@ -38,8 +40,8 @@ async def aioixy_tx(dev: str, seconds: float) -> int:
         return sent
 
 
-async def aioixy_rx(dev: str, seconds: float) -> int:
-    async with aioixy.open(dev) as port:
+async def aioixy_rx(dev: str, seconds: float, options: str = "") -> int:
+    async with aioixy.open(dev, options=options) as port:
         got = 0
         try:
             async with asyncio.timeout(seconds):
@@ -137,11 +139,12 @@ def main() -> None:
     mode, *args = sys.argv[1:]
     secs = float(args[-1])
     t0 = time.monotonic()
+    options = args[1] if len(args) == 3 and mode in ("aioixy-tx", "aioixy-rx") else ""
     if mode == "aioixy-tx":
-        n = asyncio.run(aioixy_tx(args[0], secs))
+        n = asyncio.run(aioixy_tx(args[0], secs, options))
     elif mode == "aioixy-rx":
         print("ready", flush=True)
-        n = asyncio.run(aioixy_rx(args[0], secs))
+        n = asyncio.run(aioixy_rx(args[0], secs, options))
     elif mode == "aioixy-fwd":
         n = asyncio.run(aioixy_fwd(args[0], args[1], secs))
     elif mode == "kernel-tx":

@@ -1,6 +1,7 @@
 """One end-to-end suite, every driver held to the same behaviour: the in-memory pair and the
 ixgbe driver on the 82599 model run it on any machine; the VM tier runs this same file inside
-the guest against two legacy virtio-net NICs of QEMU (AIOIXY_E2E_VIRTIO="ADDR_A,ADDR_B"); the
+the guest against two virtio-net NICs of QEMU (AIOIXY_E2E_VIRTIO="ADDR_A,ADDR_B"; legacy, modern
+split and modern packed, with the driver options in AIOIXY_E2E_VIRTIO_OPTIONS); the
 kernel-backed drivers (KERNEL below) run it on the two ends of a veth pair of their own."""
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ LOSSLESS = {"flow_control": True, "overflow": "pause", "batch_size": 32}
 
 # set by tests/vm inside the guest: the two virtio NICs QEMU's hub joins
 VIRTIO = os.environ.get("AIOIXY_E2E_VIRTIO", "")
+# ... and the driver options to open them with (e.g. "ring=packed")
+VIRTIO_OPTIONS = os.environ.get("AIOIXY_E2E_VIRTIO_OPTIONS", "")
 # set by tests/vm inside the guest: two virtio_net interfaces (the same hub) for xdp:
 XDP_IFACES = os.environ.get("AIOIXY_E2E_XDP", "")
 # the VM runs only what it was asked for; elsewhere xdp: runs on a veth pair of its own
@@ -67,13 +70,19 @@ if ONLY:
 # QEMU's hub may reorder frames for a receiver out of buffers, and a veth (or the hub) drops for
 # a socket whose rx ring is full (a veth has no flow control): clock the sender by what arrived
 WINDOW = {"virtio": 192, "xdp": 192, "packet": 256}
+
+
+def _kw(kind: str) -> dict:
+    """The open options of the lossless tests (the virtio flavour's driver options added)."""
+    return {**LOSSLESS, "options": VIRTIO_OPTIONS} if kind == "virtio" else LOSSLESS
+
 COUNT = {"virtio": 5000, "xdp": 5000}
 
 
 @pytest.mark.parametrize("kind", DEVICES)
 async def test_sequence_integrity_varied_sizes_and_stats_agree(kind):
     na, nb = _names(kind)
-    async with aioixy.open(na, **LOSSLESS) as a, aioixy.open(nb, **LOSSLESS) as b:
+    async with aioixy.open(na, **_kw(kind)) as a, aioixy.open(nb, **_kw(kind)) as b:
         count = COUNT.get(kind, 20_000)
         rep = await transfer(a, b, count, timeout=300, window=WINDOW.get(kind))
         assert rep.ok(count), rep
@@ -87,7 +96,7 @@ async def test_sequence_integrity_varied_sizes_and_stats_agree(kind):
 @pytest.mark.parametrize("kind", DEVICES)
 async def test_both_directions_at_once(kind):
     na, nb = _names(kind)
-    async with aioixy.open(na, **LOSSLESS) as a, aioixy.open(nb, **LOSSLESS) as b:
+    async with aioixy.open(na, **_kw(kind)) as a, aioixy.open(nb, **_kw(kind)) as b:
         n, w = COUNT.get(kind, 10_000) // 2, WINDOW.get(kind)
         r1, r2 = await asyncio.gather(transfer(a, b, n, timeout=300, window=w),
                                       transfer(b, a, n, timeout=300, window=w))
@@ -98,7 +107,7 @@ async def test_both_directions_at_once(kind):
 @pytest.mark.parametrize("kind", DEVICES)
 async def test_cancelled_consumer_mid_batch_leaves_pools_whole(kind):
     na, nb = _names(kind)
-    async with aioixy.open(na, **LOSSLESS) as a, aioixy.open(nb, **LOSSLESS) as b:
+    async with aioixy.open(na, **_kw(kind)) as a, aioixy.open(nb, **_kw(kind)) as b:
         sender = asyncio.create_task(send_sequence(a, 3000, [60] * 3000))
 
         async def consume_some() -> None:
@@ -121,7 +130,7 @@ async def test_cancelled_consumer_mid_batch_leaves_pools_whole(kind):
 async def test_close_and_reopen_three_times(kind):
     na, nb = _names(kind)
     for _ in range(3):
-        async with aioixy.open(na, **LOSSLESS) as a, aioixy.open(nb, **LOSSLESS) as b:
+        async with aioixy.open(na, **_kw(kind)) as a, aioixy.open(nb, **_kw(kind)) as b:
             rep = await transfer(a, b, 500, timeout=120, window=WINDOW.get(kind))
             assert rep.ok(500), rep
             assert a.link().up and b.link().up

@@ -139,4 +139,5 @@ def test_device_listing_reads_the_native_registry():
         i += 1
     assert dict(ids) == netlist.DRIVERS
     assert netlist.DRIVERS[(0x8086, 0x10FB)] == "ixgbe"  # X520 SFP+
-    assert netlist.DRIVERS[(0x1AF4, 0x1000)] == "virtio"
+    assert netlist.DRIVERS[(0x1AF4, 0x1000)] == "virtio"  # legacy / transitional
+    assert netlist.DRIVERS[(0x1AF4, 0x1041)] == "virtio"  # modern only

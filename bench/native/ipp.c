@@ -6,9 +6,10 @@
  *             rx_batch -> free_bulk. The model's own thread does the device's work; the
  *             benchmark counts only the driver's functions (callgrind --toggle-collect), and
  *             waits for the model outside them so no empty polls are counted.
- *   virtio-txrx ADDR_A ADDR_B   (inside the test VM) the VirtIO driver: tx_batch on NIC A,
- *             QEMU's hub carries the frames to NIC B, rx_batch there. Sleeps (outside the
- *             driver's functions) after each tx so one rx call collects the whole batch.
+ *   virtio-txrx ADDR_A ADDR_B [OPTIONS]  (inside the test VM) the VirtIO driver: tx_batch on
+ *             NIC A, QEMU's hub carries the frames to NIC B, rx_batch there. Sleeps (outside
+ *             the driver's functions) after each tx so one rx call collects the whole batch.
+ *             OPTIONS are the driver options of both ends (e.g. "ring=packed").
  *   ring      SPSC ring enqueue + dequeue of the same batch (the hand-off to Python)
  * bench/bench_instructions.py runs it twice with different packet counts and divides the
  * difference, so set-up costs cancel out. */
@@ -98,6 +99,7 @@ int main(int argc, char **argv)
     } else if (strcmp(mode, "virtio-txrx") == 0 && argc > 5) {
         struct aioixy_dev *a, *b;
         cfg.promisc = true;
+        cfg.options = argc > 6 ? argv[6] : "";
         if (aioixy_dev_open(argv[4], &cfg, &a) || aioixy_dev_open(argv[5], &cfg, &b)) {
             fprintf(stderr, "%s\n", aioixy_last_error());
             return 1;

@@ -8,8 +8,8 @@ Guest PCI layout (fixed, so tests can name the NICs):
 With modern=True (the default) three more, one guest for every VirtIO flavour:
   0000:00:14.0  NIC "ma", MAC 52:54:00:12:34:0e, modern only (1af4:1041), packed=on \\ a second
   0000:00:15.0  NIC "mb", MAC 52:54:00:12:34:0f, transitional (1af4:1000), packed=on / hub
-  0000:00:16.0  NIC "mq", MAC 52:54:00:12:34:10, modern only, mq=on, rss=on, 4 queue pairs, on
-                the multi-queue tap vmtapmq (host side 198.18.9.1/24)
+  0000:00:16.0  NIC "mq", MAC 52:54:00:12:34:10, modern only, mq=on, rss=on, packed=on, 4 queue
+                pairs, on the multi-queue tap vmtapmq (host side 198.18.9.1/24)
 QEMU, the taps and their addresses live in a private network namespace made for this VM, so the
 guest can never reach this machine's own interfaces; everything is removed on stop, whatever
 happened. Nested KVM is not available where this runs, so the guest is emulated (TCG).
@@ -175,7 +175,7 @@ class TestVM:
                     "-netdev", f"tap,id=nmq,ifname={MQ_TAP},script=no,downscript=no,"
                                f"queues={MQ_PAIRS},vhost=off",
                     "-device", f"virtio-net-pci,netdev=nmq,addr=16.0,mac={MQ_MAC},mq=on,rss=on,"
-                               f"vectors={2 * MQ_PAIRS + 2},{modern}"]
+                               f"packed=on,vectors={2 * MQ_PAIRS + 2},{modern}"]
         kver = (CACHE / "kver").read_text().strip()
         cmd += ["-append", " ".join([
             "console=ttyS0", "panic=-1", "rdinit=/init", "quiet", "loglevel=3",

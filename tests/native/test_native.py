@@ -26,5 +26,5 @@ def test_native_suite(target):
     # each of the three programs reports its own success line
     for prog in ("ring_stress:", "mempool_stress:", "port_smoke:", "port_smoke kick:",
                  "port_smoke group (one group):", "port_smoke group (two groups):", "xdp_smoke:",
-                 "ops_fuzz:", "packet_smoke:"):
+                 "ops_fuzz:", "packet_smoke:", "virtqueue_stress:"):
         assert prog in proc.stdout, proc.stdout

@@ -319,13 +319,13 @@ static int parse_opts(const char *addr, const struct aioixy_dev_config *cfg, str
         if (strcmp(v, "off") == 0) {
             o->rss_off = true;
         } else if (strcmp(v, "on") != 0) {
-            uint16_t pairs = cfg->rx_queues > cfg->tx_queues ? cfg->rx_queues : cfg->tx_queues;
             for (char *s = v, *end; *s; s = *end ? end + 1 : end) {
                 unsigned long q = strtoul(s, &end, 10);
-                if (end == s || (*end && *end != ':') || q >= pairs || o->rss_n == AIOIXY_MAX_QUEUES)
+                if (end == s || (*end && *end != ':') || q >= cfg->rx_queues ||
+                    o->rss_n == AIOIXY_MAX_QUEUES)
                     return aioixy_set_error(AIOIXY_EINVAL, "virtio %s: rss=%s: expected off, on "
                                             "or rx queue numbers below %u separated by ':'",
-                                            addr, v, pairs);
+                                            addr, v, cfg->rx_queues);
                 o->rss_list[o->rss_n++] = (uint16_t)q;
             }
         }
@@ -365,7 +365,8 @@ static int setup_pairs(struct virtio_dev *vd, const struct vio_opts *o)
     size_t off = 0;
     uint32_t ht = types & RSS_HASH_TYPES;
     uint16_t mask = (uint16_t)(table_len - 1);
-    uint16_t nq = o->rss_n ? o->rss_n : vd->pairs;
+    /* only queues someone polls: with fewer rx than tx queues the extra pairs' rx stays idle */
+    uint16_t nq = o->rss_n ? o->rss_n : vd->dev.num_rx_queues;
     uint16_t first = o->rss_n ? o->rss_list[0] : 0;
     memcpy(buf + off, &ht, 4), off += 4;
     memcpy(buf + off, &mask, 2), off += 2;

@@ -356,8 +356,7 @@ int vio_queue_setup(struct vio_pci *t, struct virtq *q)
                                 t->notify_len);
     q->notify_mmio = (volatile uint16_t *)(t->notify + off);
     q->notify_fd = -1;
-    atomic_thread_fence(memory_order_release); /* addresses before the enable */
-    wr16(c, CC_Q_ENABLE, 1);
+    wr16(c, CC_Q_ENABLE, 1); /* volatile stores stay in program order: addresses first */
     return 0;
 }
 

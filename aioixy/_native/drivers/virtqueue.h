@@ -113,11 +113,24 @@ static inline void vq_store16(uint16_t *p, uint16_t v)
     __atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
 
+/* The publish-then-check pairs below need store->load ordering (a plain release/acquire pair
+ * allows the load to pass the store): both sides are sequentially consistent, so the check
+ * cannot see a state older than the store (on x86 the store is an xchg). */
+static inline void vq_store16_sc(uint16_t *p, uint16_t v)
+{
+    __atomic_store_n(p, v, __ATOMIC_SEQ_CST);
+}
+
+static inline uint16_t vq_load16_sc(const uint16_t *p)
+{
+    return __atomic_load_n(p, __ATOMIC_SEQ_CST);
+}
+
 static inline void vq_notify(struct virtq *q)
 {
     aioixy_counter_add(&q->notifies, 1);
     if (q->notify_mmio)
-        *q->notify_mmio = q->index; /* the ring stores before it are ordered by the callers' fence */
+        *q->notify_mmio = q->index; /* after the seq_cst publish: the ring is visible */
     else
         aioixy_bar_write16(q->notify_fd, q->notify_off, q->index);
 }
@@ -168,30 +181,28 @@ static inline void vq_publish(struct virtq *q)
         uint16_t old = q->published, now = q->next_avail;
         if (old == now)
             return;
-        vq_store16(q->avail_idx, now);
-        q->published = now;
         /* the check below must not pass the index store: the device may have decided (on the
          * old index) to stop watching, and we would skip a notification it needs */
-        atomic_thread_fence(memory_order_seq_cst);
+        vq_store16_sc(q->avail_idx, now);
+        q->published = now;
         if (q->event_idx) {
-            uint16_t ev = vq_load16(q->avail_event);
+            uint16_t ev = vq_load16_sc(q->avail_event);
             kick = (uint16_t)(now - ev - 1) < (uint16_t)(now - old);
         } else {
-            kick = !(vq_load16(q->used_flags) & VQ_USED_F_NO_NOTIFY);
+            kick = !(vq_load16_sc(q->used_flags) & VQ_USED_F_NO_NOTIFY);
         }
     } else {
         if (!q->pending)
             return;
         uint16_t n = q->pending;
         q->pending = 0;
-        vq_store16(&q->pdesc[q->head_slot].flags, q->head_flags);
-        atomic_thread_fence(memory_order_seq_cst);
-        uint16_t flags = vq_load16(&q->device_event->flags);
+        vq_store16_sc(&q->pdesc[q->head_slot].flags, q->head_flags);
+        uint16_t flags = vq_load16_sc(&q->device_event->flags);
         if (flags == VQ_EVENT_DISABLE) {
             kick = false;
         } else if (flags == VQ_EVENT_DESC && q->event_idx) {
             /* notify iff the slot the device named is one of the n just made available */
-            uint16_t ow = vq_load16(&q->device_event->off_wrap);
+            uint16_t ow = vq_load16_sc(&q->device_event->off_wrap);
             int32_t off = ow & 0x7fff;
             bool wrap = ow >> 15;
             int32_t d = off - (int32_t)q->head_slot + (wrap == q->head_wrap ? 0 : q->size);

@@ -181,7 +181,7 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _has_packet_socket(pid: int) -> bool:
+def _has_packet_socket(pid: int, count: int = 1) -> bool:
     import contextlib
 
     inodes = set()
@@ -192,7 +192,7 @@ def _has_packet_socket(pid: int) -> bool:
                 if link.startswith("socket:["):
                     inodes.add(link[8:-1])
     with open("/proc/net/packet") as f:
-        return any(line.split()[-1] in inodes for line in f.readlines()[1:])
+        return sum(line.split()[-1] in inodes for line in f.readlines()[1:]) >= count
 
 
 def test_xdp_workers_refused_clearly():
@@ -200,9 +200,11 @@ def test_xdp_workers_refused_clearly():
         aioixy.serve(workers_nf.collect, "xdp:eth9", workers=2)
 
 
-def test_cli_dump_with_workers_writes_every_frame_once(tmp_path, netlab):
-    """aioixy dump --workers 2: a file per worker, together every frame exactly once; SIGINT
-    stops them and the summary sums them."""
+@pytest.mark.parametrize("queues", [[], ["--queues", "all"]])
+def test_cli_dump_with_workers_writes_every_frame_once(tmp_path, netlab, queues):
+    """aioixy dump --workers 2 (and --queues all: every worker a socket per rx queue, all in
+    the one group): a file per worker, together every frame exactly once; SIGINT stops them and
+    the summary sums them."""
     import json
 
     from aioixy.jobs.pcap import read_pcap
@@ -211,11 +213,12 @@ def test_cli_dump_with_workers_writes_every_frame_once(tmp_path, netlab):
     v = netlab.veth(ns_b=ns, rx_queues=4)
     cap = tmp_path / "cap.pcap"
     proc = netlab.popen(None, [sys.executable, "-m", "aioixy", "dump", f"packet:{v.a}", "-w",
-                               str(cap), "--workers", "2", "--json"],
+                               str(cap), "--workers", "2", "--json", *queues],
                         stdout=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
+    sockets = 4 if queues else 1
     while not (len(_children(proc.pid)) == 2 and
-               all(_has_packet_socket(k) for k in _children(proc.pid))):
+               all(_has_packet_socket(k, sockets) for k in _children(proc.pid))):
         assert time.monotonic() < deadline, "workers did not start"
         assert proc.poll() is None, "aioixy dump ended early"
         time.sleep(0.1)

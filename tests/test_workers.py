@@ -109,3 +109,21 @@ def test_cli_workers_metrics_sum_the_workers():
         proc.terminate()
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
+
+
+def test_cli_fwd_with_workers_runs_the_job_in_each():
+    """fwd opens both devices in every worker (here null -> pair: each worker its own) and the
+    summary sums the workers' forwarded packets."""
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "aioixy", "fwd", "null", "pair:wkfwd:a",
+                        "--workers", "2", "--duration", "1", "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert [w["index"] for w in s["workers"]] == [0, 1]
+    assert all(w["packets"] > 0 for w in s["workers"])
+    assert s["packets"] == sum(w["packets"] for w in s["workers"])
+    assert set(s["ports"]) == {"null", "pair:wkfwd:a"} and s["pools_whole"]

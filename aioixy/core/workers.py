@@ -156,6 +156,9 @@ async def _worker(nf: Callable[[Worker], Awaitable[Any]], index: int,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # a supervisor killed outright (SIGKILL) leaves no orphans behind
+        loop.add_reader(parent.sentinel, stop.set)
     async with contextlib.AsyncExitStack() as stack:
         ports = [await stack.enter_async_context(open_port(dev, options=opts, **open_options))
                  for dev, opts in devices] if open_ports else []

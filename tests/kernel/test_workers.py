@@ -162,6 +162,35 @@ def test_stop_on_sigterm_sums_the_workers(tmp_path, netlab):
     assert _children(proc.pid) == []
 
 
+def test_workers_end_when_their_supervisor_is_killed(netlab):
+    """SIGKILL to the supervisor (no chance to stop anyone): the workers see their parent gone
+    and stop on their own instead of holding the interface's sockets as orphans."""
+    ns = netlab.netns()
+    v = netlab.veth(ns_b=ns, rx_queues=2)
+    script = ("import aioixy\nfrom tests.kernel import workers_nf\n"
+              f"aioixy.serve(workers_nf.collect, 'packet:{v.a}', workers=2)\n")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    proc = netlab.popen(None, [sys.executable, "-c", script], cwd=root)
+    deadline = time.monotonic() + 60
+    while not (len(kids := _children(proc.pid)) == 2 and all(_has_packet_socket(k) for k in kids)):
+        assert time.monotonic() < deadline, "workers did not start"
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait(30)
+    deadline = time.monotonic() + 30
+    while any(os.path.exists(f"/proc/{k}") and "Z" not in _state(k) for k in kids):
+        assert time.monotonic() < deadline, f"workers {kids} outlived their supervisor"
+        time.sleep(0.1)
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return "Z"
+
+
 def _children(pid: int) -> list[int]:
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -19,7 +20,8 @@
 #define XDP_FLAGS_REPLACE (1U << 4)
 #endif
 
-#define MAP_NAME_PREFIX "aioixy_"
+#define MAP_NAME_PREFIX "aioixy_" /* older maps: "aioixy_<pid>", PID namespace unknown */
+#define MAP_NAME_OWNER "ax"        /* "ax<pid>_<pid namespace inode>", both base 36 */
 #define XSKMAP_ENTRIES 256 /* rx queue indexes 0..255; a frame on a higher queue is passed */
 
 struct aioixy_xdp_prog {
@@ -70,6 +72,26 @@ static uint64_t ptr64(const void *p) { return (uint64_t)(uintptr_t)p; }
 
 /* ---- maps and programs ---- */
 
+static void base36(uint64_t v, char *out)
+{
+    char tmp[16];
+    int n = 0;
+    do {
+        tmp[n++] = "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36];
+        v /= 36;
+    } while (v && n < 15);
+    for (int i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = 0;
+}
+
+/* This process's PID namespace (the inode of /proc/self/ns/pid), 0 if unknown. */
+static uint64_t pidns_inode(void)
+{
+    struct stat st;
+    return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino & 0xffffffffu : 0;
+}
+
 static int create_xskmap(void)
 {
     union bpf_attr a;
@@ -79,7 +101,12 @@ static int create_xskmap(void)
     a.value_size = 4;
     a.max_entries = XSKMAP_ENTRIES;
     /* the owner's pid in the name lets a later process tell a stale attachment from a live one */
-    snprintf(a.map_name, sizeof(a.map_name), MAP_NAME_PREFIX "%d", (int)getpid());
+    /* a pid means something only in its PID namespace: name that too (15 characters fit
+     * "ax" + a pid <= 2^22 + "_" + a 32-bit inode, in base 36) */
+    char pid36[16], ns36[16];
+    base36((uint64_t)getpid(), pid36);
+    base36(pidns_inode(), ns36);
+    snprintf(a.map_name, sizeof(a.map_name), MAP_NAME_OWNER "%.5s_%.7s", pid36, ns36);
     int fd = (int)sys_bpf(BPF_MAP_CREATE, &a);
     if (fd < 0) {
         int e = errno;
@@ -156,7 +183,7 @@ static int obj_info(int fd, void *info, uint32_t len)
 }
 
 /* Name of program `fd` and the pid in the name of its first map (0 if none / not ours). */
-static int prog_identity(int fd, char *name, size_t len, int *owner_pid)
+static int prog_identity(int fd, char *name, size_t len, int *owner_pid, uint64_t *owner_ns)
 {
     uint32_t map_id = 0;
     struct bpf_prog_info pi;
@@ -164,6 +191,7 @@ static int prog_identity(int fd, char *name, size_t len, int *owner_pid)
     pi.nr_map_ids = 1;
     pi.map_ids = ptr64(&map_id);
     *owner_pid = 0;
+    *owner_ns = 0;
     if (obj_info(fd, &pi, sizeof(pi)) != 0)
         return aioixy_set_error(AIOIXY_EIO, "cannot read BPF program info: %s", strerror(errno));
     snprintf(name, len, "%.*s", (int)sizeof(pi.name), pi.name);
@@ -177,9 +205,16 @@ static int prog_identity(int fd, char *name, size_t len, int *owner_pid)
         return 0;
     struct bpf_map_info mi;
     memset(&mi, 0, sizeof(mi));
-    if (obj_info(mfd, &mi, sizeof(mi)) == 0 &&
-        strncmp(mi.name, MAP_NAME_PREFIX, strlen(MAP_NAME_PREFIX)) == 0)
-        *owner_pid = atoi(mi.name + strlen(MAP_NAME_PREFIX));
+    if (obj_info(mfd, &mi, sizeof(mi)) == 0) {
+        char *us = strchr(mi.name, '_');
+        if (strncmp(mi.name, MAP_NAME_PREFIX, strlen(MAP_NAME_PREFIX)) == 0) {
+            *owner_pid = atoi(mi.name + strlen(MAP_NAME_PREFIX)); /* namespace unknown */
+        } else if (strncmp(mi.name, MAP_NAME_OWNER, strlen(MAP_NAME_OWNER)) == 0 && us) {
+            *us = 0;
+            *owner_pid = (int)strtol(mi.name + strlen(MAP_NAME_OWNER), NULL, 36);
+            *owner_ns = strtoull(us + 1, NULL, 36);
+        }
+    }
     close(mfd);
     return 0;
 }
@@ -195,7 +230,8 @@ int aioixy_bpf_prog_name(uint32_t prog_id, char *name, size_t len)
                                 "cannot open BPF program %u: %s", prog_id, strerror(errno));
     }
     int pid;
-    int rc = prog_identity(fd, name, len, &pid);
+    uint64_t ns;
+    int rc = prog_identity(fd, name, len, &pid, &ns);
     close(fd);
     return rc;
 }
@@ -367,13 +403,26 @@ static int clear_interface(int ifindex, const char *ifname, bool force)
         }
         char name[32];
         int pid = 0;
-        rc = prog_identity(fd, name, sizeof(name), &pid);
+        uint64_t ns = 0, my_ns = pidns_inode();
+        rc = prog_identity(fd, name, sizeof(name), &pid, &ns);
         if (rc) {
             close(fd);
             return rc;
         }
         bool ours = strcmp(name, AIOIXY_XDP_PROG_NAME) == 0 && pid > 0;
-        if (ours && pid != getpid() && pid_alive(pid)) {
+        /* kill(pid, 0) means something only for a pid of our own PID namespace: an owner in
+         * another one (a container, `unshare --pid`) may be alive under another number, so its
+         * program is never judged stale here */
+        if (ours && (!ns || !my_ns || ns != my_ns) && !force) {
+            close(fd);
+            return aioixy_set_error(AIOIXY_EBUSY, "%s has the XDP program (id %u, %s mode) of aioixy "
+                                    "process %d of %s: aioixy cannot tell whether it still runs. "
+                                    "If it does not, remove the program ('ip link set dev %s xdp "
+                                    "off') or open with force=True", ifname, slots[i].id,
+                                    slots[i].mode, pid, ns ? "another PID namespace" :
+                                    "an unknown PID namespace (an older aioixy)", ifname);
+        }
+        if (ours && ns == my_ns && pid != getpid() && pid_alive(pid)) {
             close(fd);
             return aioixy_set_error(AIOIXY_EBUSY, "%s is in use by aioixy process %d (its XDP "
                                     "program, id %u, is attached in %s mode)", ifname, pid,

@@ -213,8 +213,10 @@ class TestVM:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the guest did not answer within {self.boot_timeout}s:\n"
                                    + self.console())
-            self.sock.sendall(b'{"kind": "ping"}\n')
             try:
+                # until the guest opens its port QEMU stops reading the socket: on a slow boot
+                # the pings fill it, and a send that times out is "not yet", like no answer
+                self.sock.sendall(b'{"kind": "ping"}\n')
                 msg = self._recv()
             except TimeoutError:
                 continue

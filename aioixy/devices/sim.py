@@ -13,7 +13,9 @@ traffic generator: ``flows=N``, ``size=BYTES``, ``count=N`` frames, or endless),
 ``id=10FB`` (the PCI device id it plays), ``lms=N`` (the link mode its EEPROM loads into
 AUTOC.LMS, 0..7). Slow hardware: ``secrx=MS|never`` (SECRXSTAT.SECRX_RDY that long after
 SECRXCTRL.RX_DIS) and ``gio=MS|never`` (STATUS.GIO clears that long after CTRL.GIO_DIS).
-Bad frames: ``crcerr=N`` (every Nth generated frame has a bad CRC).
+Bad frames: ``crcerr=N`` (every Nth generated frame has a bad CRC). The driver's own options
+ride along: ``irq=msix`` (sleep on MSI-X interrupts, the model's eventfd messages) and
+``itr=US`` (their throttling interval); see docs/ixgbe.md.
 
 :class:`RegisterAccess` lets a test (or a student) play the driver by hand: the model checks
 those accesses exactly as it checks the real driver's, so it is how the model's mistake
@@ -46,6 +48,17 @@ def toeplitz(key: bytes, data: bytes) -> int:
     return int(lib.aioixy_toeplitz(key, data, len(data)))
 
 
+def interrupts(card: str, port: int = 0, vector: int = 0) -> tuple[int, int]:
+    """(messages vector `vector` of a live card's port sent, messages EITR held back on that
+    port): the model's own count, to compare with what a driver saw."""
+    p = lib.aioixy_sim_find(card.encode(), port)
+    if p == ffi.NULL:
+        raise LookupError(f"no sim-82599 card {card!r}")
+    sent, held = ffi.new("uint64_t *"), ffi.new("uint64_t *")
+    lib.aioixy_sim_irq_counts(p, vector, sent, held)
+    return int(sent[0]), int(held[0])
+
+
 class RegisterAccess:
     """Raw BAR0 access to one model port, without the driver (a context manager)."""
 
@@ -61,6 +74,12 @@ class RegisterAccess:
 
     def write(self, reg: int, value: int) -> None:
         lib.aioixy_sim_mmio_write(self._port, reg, value & 0xFFFFFFFF)
+
+    def msix(self, vector: int, fd: int) -> None:
+        """Make eventfd `fd` vector `vector`'s MSI-X message target (-1: none), as VFIO's
+        MSI-X trigger does on a card. Detach forgets it; the fd stays the caller's."""
+        if lib.aioixy_sim_msix_attach(self._port, vector, fd) != 0:
+            raise from_native(-lib.aioixy_last_errcode())
 
     def close(self) -> None:
         if self._port != ffi.NULL:

@@ -142,7 +142,7 @@ int aioixy_pci_claim(const char *addr, int bar, size_t min_bar_len, bool want_vf
                      struct aioixy_pci_claim *out)
 {
     memset(out, 0, sizeof(*out));
-    out->vfio.container = out->vfio.group = out->vfio.device = -1;
+    out->vfio.container = out->vfio.group = out->vfio.device = out->vfio.irq_index = -1;
     out->dma.vfio_container_fd = -1;
     int rc = aioixy_pci_info(addr, &out->info);
     if (rc)

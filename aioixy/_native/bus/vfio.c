@@ -12,6 +12,7 @@
 
 void aioixy_vfio_close(struct aioixy_vfio *v)
 {
+    aioixy_vfio_irq_disable(v);
     /* device first: the group cannot leave its container while a device fd is open */
     if (v->device >= 0)
         close(v->device);
@@ -31,7 +32,7 @@ static int fail(struct aioixy_vfio *v, int code, const char *addr, const char *w
 
 int aioixy_vfio_open(const char *addr, struct aioixy_vfio *v)
 {
-    v->container = v->group = v->device = -1;
+    v->container = v->group = v->device = v->irq_index = -1;
     char path[128], link[256];
     snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", addr);
     ssize_t n = readlink(path, link, sizeof(link) - 1);
@@ -125,4 +126,77 @@ int aioixy_vfio_enable_bus_master(struct aioixy_vfio *v)
     if (pwrite(v->device, &cmd, 2, (off_t)(ri.offset + 4)) != 2)
         return aioixy_set_error(AIOIXY_EIO, "VFIO: cannot write the command register: %s", strerror(errno));
     return 0;
+}
+
+/* ---------------------------------------------------------------- interrupts */
+
+int aioixy_vfio_irq_count(struct aioixy_vfio *v, uint32_t index, uint32_t *count)
+{
+    *count = 0;
+    if (v->device < 0)
+        return aioixy_set_error(AIOIXY_EINVAL, "VFIO: interrupts of a device that is not open");
+    struct vfio_irq_info info = {.argsz = sizeof(info), .index = index};
+    if (ioctl(v->device, VFIO_DEVICE_GET_IRQ_INFO, &info) != 0)
+        return aioixy_set_error(AIOIXY_EIO, "VFIO_DEVICE_GET_IRQ_INFO(%u): %s", index, strerror(errno));
+    /* an eventfd trigger is what we ask for; a device without it is as good as none */
+    *count = (info.flags & VFIO_IRQ_INFO_EVENTFD) ? info.count : 0;
+    return 0;
+}
+
+static int set_irqs(struct aioixy_vfio *v, uint32_t index, uint32_t n, const int *fds)
+{
+    /* the header and n int32 fds; 64 vectors is more than any queue layout here needs */
+    union {
+        struct vfio_irq_set set;
+        uint8_t raw[sizeof(struct vfio_irq_set) + 64 * sizeof(int32_t)];
+    } buf;
+    if (n > 64)
+        return aioixy_set_error(AIOIXY_EINVAL, "VFIO: %u interrupt vectors (at most 64)", n);
+    memset(&buf, 0, sizeof(buf));
+    buf.set.argsz = (uint32_t)(sizeof(struct vfio_irq_set) + n * sizeof(int32_t));
+    buf.set.flags = (n ? VFIO_IRQ_SET_DATA_EVENTFD : VFIO_IRQ_SET_DATA_NONE) |
+                    VFIO_IRQ_SET_ACTION_TRIGGER;
+    buf.set.index = index;
+    buf.set.start = 0;
+    buf.set.count = n; /* 0 with DATA_NONE: disable every vector of the index */
+    for (uint32_t i = 0; i < n; i++) {
+        int32_t fd = fds[i];
+        memcpy(buf.set.data + i * sizeof(int32_t), &fd, sizeof(fd));
+    }
+    if (ioctl(v->device, VFIO_DEVICE_SET_IRQS, &buf.set) != 0)
+        return aioixy_set_error(AIOIXY_EIO, "VFIO_DEVICE_SET_IRQS(index %u, %u vectors): %s", index, n,
+                                strerror(errno));
+    return 0;
+}
+
+int aioixy_vfio_irq_enable(struct aioixy_vfio *v, uint32_t n, const int *fds)
+{
+    if (n == 0)
+        return aioixy_set_error(AIOIXY_EINVAL, "VFIO: enabling 0 interrupt vectors");
+    uint32_t have = 0;
+    int rc = aioixy_vfio_irq_count(v, VFIO_PCI_MSIX_IRQ_INDEX, &have);
+    if (rc)
+        return rc;
+    uint32_t index = VFIO_PCI_MSIX_IRQ_INDEX;
+    if (have == 0) {
+        if ((rc = aioixy_vfio_irq_count(v, VFIO_PCI_MSI_IRQ_INDEX, &have)))
+            return rc;
+        index = VFIO_PCI_MSI_IRQ_INDEX;
+    }
+    if (have < n)
+        return aioixy_set_error(AIOIXY_EDEVICE, "VFIO: the device offers %u %s vectors, %u wanted",
+                                have, index == VFIO_PCI_MSIX_IRQ_INDEX ? "MSI-X" : "MSI", n);
+    aioixy_vfio_irq_disable(v);
+    if ((rc = set_irqs(v, index, n, fds)))
+        return rc;
+    v->irq_index = (int)index;
+    return 0;
+}
+
+void aioixy_vfio_irq_disable(struct aioixy_vfio *v)
+{
+    if (v->irq_index < 0 || v->device < 0)
+        return;
+    (void)set_irqs(v, (uint32_t)v->irq_index, 0, NULL);
+    v->irq_index = -1;
 }

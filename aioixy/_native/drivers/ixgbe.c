@@ -3,7 +3,10 @@
  * (transmit init), 4.6.10 (multiple receive queues / RSS), 7.1 and 7.2 (descriptor rings).
  *
  * Shape of the driver:
- *  - polling only: interrupts are masked and never used;
+ *  - polling by default; with option irq=msix each queue index gets an MSI-X vector (rx and tx
+ *    causes of queue q -> vector q, IVAR), throttled by EITR (option itr=US), auto-cleared and
+ *    auto-masked when sent (EIAC/EIAM), re-armed (EIMS) by poll_fd when the poller goes to
+ *    sleep on the vector's eventfd (7.3: interrupts; 4.6.3.1 the enable sequence);
  *  - one advanced single-buffer rx descriptor ring and one advanced tx ring per queue, each
  *    driven by the poller thread of that queue index (no locks on the fast path);
  *  - rx: check DD of the next descriptors, hand their buffers up, put fresh buffers in their
@@ -19,16 +22,23 @@
 #include "pci_claim.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DEFAULT_DESCS 512u
 _Static_assert(DEFAULT_DESCS <= AIOIXY_DEFAULT_DESCS_MAX, "pools are sized with the largest default");
 #define MAX_DESCS 4096u
 #define TX_CLEAN_MAX 256u
+/* EITR default with irq=msix: 10 us, at most 100k interrupts a second per vector (Linux's
+ * IXGBE_100K_ITR); ITR_INTERVAL counts 2 us units in bits 11:3, so 1022 us at most */
+#define DEFAULT_ITR_US 10u
+#define MAX_ITR_US 1022u
 
 struct ixgbe_rxq {
     union ixgbe_adv_rx_desc *ring;
@@ -64,6 +74,10 @@ struct ixgbe_dev {
     struct aioixy_dev_stats totals;
     struct ixgbe_rxq rxq[AIOIXY_MAX_QUEUES];
     struct ixgbe_txq txq[AIOIXY_MAX_QUEUES];
+    /* irq=msix: one vector (and eventfd) per queue index; n_irq 0 = polling */
+    uint32_t n_irq;
+    bool irq_routed;
+    int irq_fd[AIOIXY_MAX_QUEUES];
 };
 
 /* The Toeplitz key used by the RSS verification suite that NIC vendors publish; any 40 bytes
@@ -441,10 +455,49 @@ static void free_queues(struct ixgbe_dev *d)
     }
 }
 
+/* The poller of queue index q goes to sleep. Its vector was auto-masked when it last fired
+ * (EIAM), so unmask it (EIMS is write-1-to-set: no read-modify-write, no lock between
+ * pollers), then look at the next rx descriptor: a frame written back before the unmask is
+ * seen here, one after it sends the message. A cause that came while masked stays in EICR
+ * and is sent at the unmask (one early wake-up at most). */
+static int ixgbe_poll_fd(struct aioixy_dev *dev, uint16_t q, short *events)
+{
+    struct ixgbe_dev *d = (struct ixgbe_dev *)dev;
+    if (!d->n_irq || q >= d->n_irq)
+        return AIOIXY_POLL_TIMED;
+    uint64_t v;
+    ssize_t rc = read(d->irq_fd[q], &v, sizeof(v)); /* drain; EAGAIN when nothing came */
+    (void)rc;
+    wr(d, IXGBE_EIMS, 1u << q);
+    if (q < dev->num_rx_queues) {
+        struct ixgbe_rxq *rq = &d->rxq[q];
+        if (__atomic_load_n(&rq->ring[rq->next].wb.status_error, __ATOMIC_ACQUIRE) & IXGBE_RXD_STAT_DD)
+            return AIOIXY_POLL_RX_READY;
+    }
+    /* tx completions (every descriptor has RS) raise the same vector: room in a full ring
+     * wakes the poller too, so POLLIN is all it needs */
+    *events = POLLIN;
+    return d->irq_fd[q];
+}
+
+/* Stop the interrupt routing and close the eventfds (after the device was reset: it sends
+ * nothing any more). */
+static void irq_release(struct ixgbe_dev *d)
+{
+    if (d->irq_routed && d->hw.irq_route)
+        (void)d->hw.irq_route(d->hw.arg, 0, NULL);
+    d->irq_routed = false;
+    for (uint32_t v = 0; v < d->n_irq; v++)
+        if (d->irq_fd[v] >= 0)
+            close(d->irq_fd[v]);
+    d->n_irq = 0;
+}
+
 static void ixgbe_close(struct aioixy_dev *dev)
 {
     struct ixgbe_dev *d = (struct ixgbe_dev *)dev;
     device_reset(d);
+    irq_release(d);
     free_queues(d);
     aioixy_dev_release_pools(dev);
     pthread_mutex_destroy(&d->lock);
@@ -460,6 +513,7 @@ static const struct aioixy_dev_ops ixgbe_ops = {
     .read_stats = ixgbe_stats,
     .link_status = ixgbe_link,
     .set_promisc = ixgbe_promisc,
+    .poll_fd = ixgbe_poll_fd,
     .close = ixgbe_close,
 };
 
@@ -713,6 +767,73 @@ static int init_tx(struct ixgbe_dev *d, const struct aioixy_dev_config *cfg)
     return 0;
 }
 
+/* The options irq=msix|poll and itr=US. Returns 0 (d->n_irq set when irq=msix) or an error. */
+static int irq_options(struct ixgbe_dev *d, const char *options, uint32_t *itr_us)
+{
+    char v[AIOIXY_OPT_VALUE_MAX + 1];
+    if (aioixy_opt_get(options, "irq", v, sizeof(v))) {
+        if (strcmp(v, "msix") == 0)
+            d->n_irq = d->dev.num_rx_queues > d->dev.num_tx_queues ? d->dev.num_rx_queues
+                                                                   : d->dev.num_tx_queues;
+        else if (strcmp(v, "poll") != 0)
+            return aioixy_set_error(AIOIXY_EINVAL, "ixgbe %s: irq=%s: expected irq=msix (sleep on "
+                                    "MSI-X interrupts) or irq=poll (the default)", d->dev.name, v);
+    }
+    uint64_t us = DEFAULT_ITR_US;
+    int rc = aioixy_opt_u64(options, "itr", 0, MAX_ITR_US, &us, "ixgbe");
+    if (rc < 0)
+        return rc;
+    if (rc > 0 && !d->n_irq)
+        return aioixy_set_error(AIOIXY_EINVAL, "ixgbe %s: itr= is the interrupt throttling "
+                                "interval: it needs irq=msix", d->dev.name);
+    *itr_us = (uint32_t)us;
+    return 0;
+}
+
+/* 4.6.3.1 / 7.3.1.2 with MSI-X: eventfds routed to vectors 0..n-1 first (the message needs a
+ * target before a cause may fire), then GPIE (MSI-X mode, auto-mask for MSI-X, PBA support),
+ * IVAR (rx and tx causes of queue q to vector q), EITR, auto-clear and auto-mask of those
+ * vectors, and EIMS last. */
+static int setup_irq(struct ixgbe_dev *d, uint32_t itr_us)
+{
+    if (!d->hw.irq_route)
+        return aioixy_set_error(AIOIXY_EINVAL, "ixgbe %s: irq=msix needs the device bound to "
+                                "vfio-pci (open with vfio=True): sysfs access cannot receive "
+                                "interrupts", d->dev.name);
+    for (uint32_t v = 0; v < d->n_irq; v++) {
+        d->irq_fd[v] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (d->irq_fd[v] < 0) {
+            int e = errno;
+            d->n_irq = v; /* close what was made */
+            return aioixy_set_error(AIOIXY_ENOMEM, "ixgbe %s: eventfd: %s", d->dev.name, strerror(e));
+        }
+    }
+    int rc = d->hw.irq_route(d->hw.arg, d->n_irq, d->irq_fd);
+    if (rc)
+        return rc;
+    d->irq_routed = true;
+    wr(d, IXGBE_GPIE, rd(d, IXGBE_GPIE) | IXGBE_GPIE_MSIX_MODE | IXGBE_GPIE_EIAME |
+                          IXGBE_GPIE_PBA_SUPPORT);
+    for (uint32_t i = 0; i < (d->n_irq + 1) / 2; i++) {
+        uint32_t ivar = 0;
+        for (uint32_t k = 0; k < 2; k++) {
+            uint32_t q = 2 * i + k;
+            if (q < d->dev.num_rx_queues)
+                ivar |= (q | IXGBE_IVAR_ALLOC_VAL) << (16u * k);
+            if (q < d->dev.num_tx_queues)
+                ivar |= (q | IXGBE_IVAR_ALLOC_VAL) << (16u * k + 8u);
+        }
+        wr(d, IXGBE_IVAR(i), ivar);
+    }
+    uint32_t mask = (1u << d->n_irq) - 1u;
+    for (uint32_t v = 0; v < d->n_irq; v++)
+        wr(d, IXGBE_EITR(v), ((itr_us / 2u) << 3) & IXGBE_EITR_ITR_MASK);
+    wr(d, IXGBE_EIAC, mask);
+    wr(d, IXGBE_EIAM, mask);
+    wr(d, IXGBE_EIMS, mask);
+    return 0;
+}
+
 int aioixy_ixgbe_attach(const char *name, const struct ixgbe_backing *backing,
                         const struct aioixy_dev_config *cfg, struct aioixy_dev **out)
 {
@@ -731,6 +852,8 @@ int aioixy_ixgbe_attach(const char *name, const struct ixgbe_backing *backing,
         return aioixy_set_error(AIOIXY_ENOMEM, "out of memory");
     }
     memset(d, 0, sizeof(*d));
+    for (int v = 0; v < AIOIXY_MAX_QUEUES; v++)
+        d->irq_fd[v] = -1;
     d->hw = *backing;
     pthread_mutex_init(&d->lock, NULL);
     d->dev.ops = &ixgbe_ops;
@@ -754,6 +877,12 @@ int aioixy_ixgbe_attach(const char *name, const struct ixgbe_backing *backing,
                                 "descriptors (needs at least %u)", name, pcfg.pool_bufs, rxd, rxd + 64);
     }
     int rc;
+    uint32_t itr_us = 0;
+    if ((rc = irq_options(d, cfg->options, &itr_us))) {
+        d->n_irq = 0;
+        ixgbe_close(&d->dev);
+        return rc;
+    }
     if ((rc = aioixy_dev_create_pools(&d->dev, &pcfg)))
         goto fail;
     if ((rc = reset_and_wait(d)))
@@ -769,6 +898,8 @@ int aioixy_ixgbe_attach(const char *name, const struct ixgbe_backing *backing,
     memset(&d->totals, 0, sizeof(d->totals));
     pthread_mutex_unlock(&d->lock);
     if ((rc = init_rx(d, &pcfg)) || (rc = init_tx(d, &pcfg)))
+        goto fail;
+    if (d->n_irq && (rc = setup_irq(d, itr_us)))
         goto fail;
     ixgbe_promisc(&d->dev, cfg->promisc);
     /* wait for link, but a cable that is not plugged in is not an error: link() tells */
@@ -794,6 +925,16 @@ static void pci_release(void *arg)
     free(c);
 }
 
+static int pci_irq_route(void *arg, uint32_t n, const int *fds)
+{
+    struct aioixy_pci_claim *c = arg;
+    if (n == 0) {
+        aioixy_vfio_irq_disable(&c->vfio);
+        return 0;
+    }
+    return aioixy_vfio_irq_enable(&c->vfio, n, fds);
+}
+
 static int ixgbe_pci_open(const char *addr, const struct aioixy_dev_config *cfg, struct aioixy_dev **out)
 {
     struct aioixy_pci_claim *c = calloc(1, sizeof(*c));
@@ -809,6 +950,8 @@ static int ixgbe_pci_open(const char *addr, const struct aioixy_dev_config *cfg,
         .device_id = c->info.device,
         .dma = c->dma,
         .release = pci_release,
+        /* interrupts reach user space through VFIO only */
+        .irq_route = c->access == AIOIXY_PCI_VFIO ? pci_irq_route : NULL,
         .arg = c,
     };
     return aioixy_ixgbe_attach(addr, &back, cfg, out);
@@ -834,9 +977,12 @@ static const struct aioixy_pci_id ixgbe_ids[] = {
     {0, 0},
 };
 
+static const char *const ixgbe_options[] = {"irq", "itr", NULL};
+
 static struct aioixy_driver ixgbe_driver = {
     .name = "ixgbe",
     .pci_ids = ixgbe_ids,
     .open = ixgbe_pci_open,
+    .options = ixgbe_options,
 };
 AIOIXY_REGISTER_DRIVER(ixgbe_driver)

@@ -46,6 +46,10 @@ struct ixgbe_backing {
     uint16_t device_id;         /* PCI device id: says what the board has behind the MAC */
     struct aioixy_dma_ctx dma;
     void (*release)(void *arg); /* unmap the BAR / close VFIO fds / detach from the model */
+    /* Interrupts (option irq=msix): route MSI-X vectors 0..n-1 to eventfds fds[0..n-1]
+     * (n = 0: stop routing; the driver closes the eventfds after that). VFIO's MSI-X trigger
+     * on a card, the model's message target for the model. NULL: no interrupts to be had. */
+    int (*irq_route)(void *arg, uint32_t n, const int *fds);
     void *arg;
 };
 

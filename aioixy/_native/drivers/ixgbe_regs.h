@@ -27,7 +27,20 @@
 
 /* 8.2.3.5 Interrupts */
 #define IXGBE_EICR 0x00800
-#define IXGBE_EIMC 0x00888
+#define IXGBE_EICS 0x00808          /* cause set: software raises causes */
+#define IXGBE_EIAC 0x00810          /* auto-clear of EICR bits when their MSI-X message is sent */
+#define IXGBE_EITR(v) (0x00820u + 4u * (v)) /* throttling of vectors 0..23 */
+#define IXGBE_EITR_ITR_MASK 0x00000ff8u /* ITR interval, bits 11:3, in 2 us units */
+#define IXGBE_EITR_CNT_WDIS (1u << 31) /* write the interval without resetting the counter */
+#define IXGBE_EIMS 0x00880          /* mask set (enable), write 1 to set */
+#define IXGBE_EIMC 0x00888          /* mask clear (disable), write 1 to clear */
+#define IXGBE_EIAM 0x00890          /* auto-mask: EIMS bit cleared when its message is sent */
+#define IXGBE_GPIE 0x00898
+#define IXGBE_GPIE_MSIX_MODE (1u << 4)
+#define IXGBE_GPIE_EIAME (1u << 30)  /* auto-mask (EIAM) applies to MSI-X messages too */
+#define IXGBE_GPIE_PBA_SUPPORT (1u << 31)
+#define IXGBE_IVAR(i) (0x00900u + 4u * (i)) /* queues 2i, 2i+1: rx byte, tx byte each */
+#define IXGBE_IVAR_ALLOC_VAL 0x80u   /* the entry's vector (bits 5:0) is valid */
 #define IXGBE_EIMC_ALL 0x7fffffffu
 #define IXGBE_GIO_DISABLE_MS 80u     /* how long STATUS.GIO may take to clear (800 x 100 us) */
 

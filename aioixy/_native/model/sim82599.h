@@ -20,6 +20,10 @@ struct sim_port *aioixy_sim_find(const char *card, int port);
 int aioixy_sim_faults(const char *card, char *buf, size_t len);
 uint64_t aioixy_sim_total_faults(void);
 uint64_t aioixy_sim_generated(struct sim_port *p);
+/* MSI-X: vector `vector`'s message writes eventfd `fd` (-1: no target), as VFIO's MSI-X
+ * trigger does; messages sent and held back by EITR so far (the latter for all vectors). */
+int aioixy_sim_msix_attach(struct sim_port *p, uint32_t vector, int fd);
+void aioixy_sim_irq_counts(struct sim_port *p, uint32_t vector, uint64_t *sent, uint64_t *throttled);
 uint32_t aioixy_toeplitz(const uint8_t key[40], const uint8_t *in, size_t len);
 
 #endif

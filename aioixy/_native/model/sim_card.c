@@ -102,6 +102,8 @@ static void *card_thread(void *arg)
             if (!p->attached || sim_in_reset(p, now))
                 continue;
             sim_advance(p, now);
+            if (p->irq_held)
+                sim_irq_advance(p, now);
             /* CTRL.GIO_DIS: no new DMA requests, so no descriptor fetch either */
             if (!(sim_reg(p, IXGBE_CTRL) & IXGBE_CTRL_GIO_DIS))
                 for (int q = 0; q < SIM_QUEUES; q++)
@@ -135,7 +137,9 @@ static void *card_thread(void *arg)
 /* the card options (the registry checks them for aioixy.open; parse_options again for
  * aioixy_sim_attach's direct callers, sim.RegisterAccess) */
 static const char *const sim_options[] = {"wire", "flows", "size", "count", "peer", "id", "lms",
-                                          "secrx", "gio", "crcerr", NULL};
+                                          "secrx", "gio", "crcerr",
+                                          /* the driver's (ixgbe.c), passed on to it */
+                                          "irq", "itr", NULL};
 
 /* A delay option in milliseconds, or "never": how long the model makes a driver wait. */
 static int delay_option(const char *options, const char *key, uint64_t dflt_ns, uint64_t *out)
@@ -321,6 +325,8 @@ static int card_get(const char *name, const char *options, bool flow_control, st
         struct sim_port *p = &c->port[i];
         p->card = c;
         p->index = i;
+        for (int v = 0; v < SIM_QUEUES; v++)
+            p->msix_fd[v] = -1;
         p->regs = (uint32_t *)((uint8_t *)c->regmap + (size_t)IXGBE_BAR0_SIZE * i);
         const uint8_t mac[6] = {0x02, 0x82, 0x59, (uint8_t)(h >> 16), (uint8_t)(h >> 8),
                                 (uint8_t)((h & 0xf0) | (uint32_t)i)};
@@ -401,6 +407,7 @@ void aioixy_sim_detach(struct sim_port *p)
     for (int q = 0; q < SIM_QUEUES; q++) {
         p->rx[q].enabled = p->tx[q].enabled = false;
         p->rx[q].latch_at = p->tx[q].latch_at = 0;
+        p->msix_fd[q] = -1; /* the owner closes its eventfds after this */
     }
     pthread_mutex_unlock(&c->lock);
     card_put(c);
@@ -478,6 +485,18 @@ static void sim_hook_write(void *ctx, uint32_t reg, uint32_t val)
     aioixy_sim_mmio_write(ctx, reg, val);
 }
 
+/* the MSI-X message targets of the driver's vectors (irq=msix) */
+static int sim_irq_route(void *arg, uint32_t n, const int *fds)
+{
+    for (uint32_t v = 0; v < 16; v++) {
+        int rc = aioixy_sim_msix_attach(arg, v, v < n ? fds[v] : -1);
+        if (rc)
+            return rc;
+    }
+    return n > 16 ? aioixy_set_error(AIOIXY_EINVAL, "sim-82599: %u MSI-X vectors (the model "
+                                     "plays 16)", n) : 0;
+}
+
 static int sim_open(const char *name, const struct aioixy_dev_config *cfg, struct aioixy_dev **out)
 {
     /* sim-82599:CARD:PORT */
@@ -503,6 +522,7 @@ static int sim_open(const char *name, const struct aioixy_dev_config *cfg, struc
         .device_id = c->dev_id,
         .dma = {.kind = DMA_ANON, .vfio_container_fd = -1},
         .release = sim_release,
+        .irq_route = sim_irq_route,
         .arg = p,
     };
     /* keep the card alive across the attach so its fault log can be read afterwards */

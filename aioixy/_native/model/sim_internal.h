@@ -4,6 +4,7 @@
  *   sim_tx.c     transmit engine and the wire (cable, loop, peer device)
  *   sim_rss.c    Toeplitz hash and the fields MRQC selects
  *   sim_gen.c    the traffic generator at the far end of wire=gen
+ *   sim_irq.c    interrupt causes, MSI-X vectors (IVAR), masks, EITR throttling
  *   sim_card.c   cards, ports, the model thread, the fault log, the "sim-82599:" device
  * Locking: everything below is touched with the card lock held (the model thread per round,
  * register transactions per access).
@@ -65,6 +66,12 @@ struct sim_port {
     uint64_t last_arrival;   /* when a frame last reached the MAC (link up), for the errata */
     bool rx_hung;            /* RXEN set under traffic without the SECRX sequence (errata) */
     struct sim_ring rx[SIM_QUEUES], tx[SIM_QUEUES];
+    /* MSI-X (sim_irq.c): vector v's message target (an eventfd, -1 none; not reset by CTRL.RST:
+     * the MSI-X table lives in PCI space), when it last sent, causes held back by EITR */
+    int msix_fd[SIM_QUEUES];
+    uint64_t irq_sent_at[SIM_QUEUES];
+    uint64_t irq_sent[SIM_QUEUES], irq_throttled;
+    uint32_t irq_held;
     /* clear-on-read counters (written by the model thread under the card lock); the per-queue
      * ones are indexed by statistics counter (RQSMR maps rx queues to counters) */
     uint64_t gprc, gptc, gorc, gotc, mpc, qprc[SIM_QUEUES], qptc[SIM_QUEUES];
@@ -164,6 +171,13 @@ bool sim_rx_rings_full(struct sim_port *p);
 /* sim_tx.c */
 uint32_t sim_tx_queue(struct sim_port *p, int q);
 uint32_t sim_from_peer_dev(struct sim_card *c);
+/* sim_irq.c: a queue cause (rx or tx write-back), the held-back messages due by now, the
+ * interrupt registers' transactions (false: not an interrupt register) */
+void sim_irq_queue_cause(struct sim_port *p, int q, bool rx, uint64_t now);
+void sim_irq_advance(struct sim_port *p, uint64_t now);
+void sim_irq_reset(struct sim_port *p);
+bool sim_irq_write(struct sim_port *p, uint32_t reg, uint32_t val, uint64_t now);
+bool sim_irq_read(struct sim_port *p, uint32_t reg, uint32_t *v);
 /* sim_gen.c */
 uint32_t sim_generate(struct sim_port *p, uint64_t now);
 

@@ -81,6 +81,7 @@ void sim_port_defaults(struct sim_port *p)
     p->gio_clear_at = 0;
     p->roc = p->crcerrs = 0;
     p->rx_hung = false;
+    sim_irq_reset(p);
     /* the MAC address the EEPROM would load */
     sim_reg_set(p, IXGBE_RAL(0), (uint32_t)p->mac[0] | (uint32_t)p->mac[1] << 8 |
                                  (uint32_t)p->mac[2] << 16 | (uint32_t)p->mac[3] << 24);
@@ -244,6 +245,8 @@ uint32_t aioixy_sim_mmio_read(struct sim_port *p, uint32_t reg)
         else if (ring_reg(reg, 0x06000, &q, &w)) v = take32(&p->qptc[q]);
         goto out;
     }
+    if (sim_irq_read(p, reg, &v))
+        goto out;
     v = sim_reg(p, reg);
     if (reg == IXGBE_SECRXSTAT) {
         v = p->secrx_rdy_at && now >= p->secrx_rdy_at ? IXGBE_SECRXSTAT_SECRX_RDY : 0;
@@ -539,6 +542,8 @@ void aioixy_sim_mmio_write(struct sim_port *p, uint32_t reg, uint32_t val)
         if ((val & IXGBE_DMATXCTL_TE) && !(sim_reg(p, reg) & IXGBE_DMATXCTL_TE))
             check_tx_buffers(p);
         sim_reg_set(p, reg, val);
+    } else if (sim_irq_write(p, reg, val, now)) {
+        /* interrupt registers: sim_irq.c */
     } else if (is_stat(reg) || reg == IXGBE_LINKS || reg == IXGBE_STATUS || reg == IXGBE_SECRXSTAT) {
         /* read-only: writes are ignored by the device */
     } else if (ring_reg(reg, 0x01000, &q, &w) || ring_reg(reg, 0x06000, &q, &w)) {

@@ -34,9 +34,22 @@
 #define IXGBE_EEC 0x10010
 #define IXGBE_EEC_ARD (1u << 9)
 
-/* ---- interrupts (8.2.3.5): the model keeps them masked */
+/* ---- interrupts (8.2.3.5; 7.3 MSI-X): queue causes mapped to vectors by IVAR */
 #define IXGBE_EICR 0x00800
+#define IXGBE_EICS 0x00808
+#define IXGBE_EIAC 0x00810
+#define IXGBE_EITR(v) (0x00820u + 4u * (v))
+#define IXGBE_EITR_ITR_MASK 0x00000ff8u
+#define IXGBE_EITR_CNT_WDIS (1u << 31)
+#define IXGBE_EIMS 0x00880
 #define IXGBE_EIMC 0x00888
+#define IXGBE_EIAM 0x00890
+#define IXGBE_GPIE 0x00898
+#define IXGBE_GPIE_MSIX_MODE (1u << 4)
+#define IXGBE_GPIE_EIAME (1u << 30)
+#define IXGBE_GPIE_PBA_SUPPORT (1u << 31)
+#define IXGBE_IVAR(i) (0x00900u + 4u * (i))
+#define IXGBE_IVAR_ALLOC_VAL 0x80u
 
 /* ---- receive queues (8.2.3.8): 64 bytes per queue from 0x01000 */
 #define IXGBE_RXQ_BASE 0x01000u

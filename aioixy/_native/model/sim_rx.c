@@ -194,6 +194,7 @@ int sim_rx_frame_crc(struct sim_port *p, const uint8_t *f, uint32_t len, bool ma
         r->head = (r->head + 1) & (r->n - 1);
     }
     sim_reg_set(p, IXGBE_RDH(q), r->head);
+    sim_irq_queue_cause(p, q, true, sim_now_ns());
     int si = sim_rx_stat_index(p, q);
     p->qprc[si]++;
     /* QBRC: the bytes put in host memory, so the CRC only when it is not stripped */

@@ -122,6 +122,7 @@ uint32_t sim_tx_queue(struct sim_port *p, int q)
         }
         r->head = h;
         sim_reg_set(p, IXGBE_TDH(q), h);
+        sim_irq_queue_cause(p, q, false, sim_now_ns());
         p->gptc++;
         p->gotc += len + 4u;
         p->qptc[q]++;

@@ -195,7 +195,9 @@ int aioixy_vfio_irq_enable(struct aioixy_vfio *v, uint32_t n, const int *fds)
 
 void aioixy_vfio_irq_disable(struct aioixy_vfio *v)
 {
-    if (v->irq_index < 0 || v->device < 0)
+    /* only what irq_enable set: a struct zeroed by its owner (index 0 is INTx) means none */
+    if ((v->irq_index != VFIO_PCI_MSIX_IRQ_INDEX && v->irq_index != VFIO_PCI_MSI_IRQ_INDEX) ||
+        v->device < 0)
         return;
     (void)set_irqs(v, (uint32_t)v->irq_index, 0, NULL);
     v->irq_index = -1;

@@ -14,7 +14,7 @@ import json
 import math
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 import attrs
 
@@ -40,7 +40,7 @@ class DemoResult:
 
 
 async def run(device: str = "null", duration: float | None = 5.0, batch_size: int = 64,
-              out=sys.stdout, as_json: bool = False, control: Any = None,
+              out: TextIO | None = None, as_json: bool = False, control: Any = None,
               stop: asyncio.Event | None = None, options: str = "",
               force: bool = False, busy: bool = False) -> DemoResult:
     """Forward `device` -> pair:demo:a ==> pair:demo:b for `duration` s (None: until `stop`).
@@ -48,7 +48,10 @@ async def run(device: str = "null", duration: float | None = 5.0, batch_size: in
     `options` and `force` are the source device's (the pair takes neither): e.g. a sim-82599
     card generating its own traffic with ``options="wire=gen"``, or a NIC that is up.
     `busy`: busy-polling pollers, a thread per queue (default: the in-memory ports share one).
+    `out`: where the lines go (default: ``sys.stdout`` as it is when the demo runs, not as it
+    was at import: a test's captured stream is closed after that test).
     """
+    out = sys.stdout if out is None else out
     stop = stop if stop is not None else asyncio.Event()
     duration = math.inf if duration is None else duration
     idle: dict[str, Any] = {"idle": aioixy.IdlePolicy.busy()} if busy else {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,21 @@ try:
     import uvloop
 except ImportError:  # pragma: no cover - uvloop is a test dependency
     uvloop = None
+
+
+#: one folder, one tier, one marker (the README's "Test tiers" table): `pytest -m kernel` runs
+#: what `pytest tests/kernel` runs, and each tier needs only what its row says
+TIERS = ("unit", "native", "kernel", "apps", "browser", "vm")
+_TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        rel = Path(str(item.path)).resolve().relative_to(_TESTS)
+        tier = rel.parts[0] if len(rel.parts) > 1 else None
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{rel}: every test lives in a tier folder {TIERS}")
+        item.add_marker(getattr(pytest.mark, tier))
 
 
 def pytest_asyncio_loop_factories(config, item):

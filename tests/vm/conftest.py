@@ -15,12 +15,6 @@ from tests.tiers import unavailable
 REPO = Path(__file__).resolve().parents[2]
 
 
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if Path(str(item.fspath)).parent == Path(__file__).parent:
-            item.add_marker(pytest.mark.vm)
-
-
 def require_vm() -> None:
     reason = why_not_runnable()
     if reason is not None:

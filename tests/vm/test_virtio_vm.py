@@ -48,10 +48,10 @@ def test_close_and_reopen_three_times(vm):
 
 
 def test_shared_e2e_suite_runs_on_virtio(vm):
-    # tests/test_devices_e2e.py, the suite pair and sim-82599 run, on the two hub-joined NICs
+    # tests/unit/test_devices_e2e.py, the suite pair and sim-82599 run, on the two hub-joined NICs
     vm.run("echo 96 > /proc/sys/vm/nr_hugepages").check()
     r = vm.run([vm.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "virtio",
-                "tests/test_devices_e2e.py"], timeout=1500,
+                "tests/unit/test_devices_e2e.py"], timeout=1500,
                env={"AIOIXY_E2E_VIRTIO": "0000:00:10.0,0000:00:11.0",
                     "PYTHONDONTWRITEBYTECODE": "1"})
     assert r.rc == 0, r.out + r.err
@@ -91,7 +91,7 @@ def test_transitional_device_forced_to_its_legacy_interface(vm):
 def test_shared_e2e_suite_runs_on_modern_virtio(vm, options):
     vm.run("echo 96 > /proc/sys/vm/nr_hugepages").check()
     r = vm.run([vm.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "virtio",
-                "tests/test_devices_e2e.py"], timeout=1500,
+                "tests/unit/test_devices_e2e.py"], timeout=1500,
                env={"AIOIXY_E2E_VIRTIO": ",".join(MODERN_PAIR),
                     "AIOIXY_E2E_VIRTIO_OPTIONS": options, "PYTHONDONTWRITEBYTECODE": "1"})
     assert r.rc == 0, r.out + r.err

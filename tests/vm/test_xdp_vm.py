@@ -55,7 +55,7 @@ def test_shared_e2e_suite_runs_on_xdp_over_virtio_net(vm):
         assert info == {"zero_copy": False, "native": 1,
                         "programs": [["native", "aioixy_xsk"]]}, info
         r = vm.run([vm.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "xdp",
-                    "tests/test_devices_e2e.py"], timeout=1500,
+                    "tests/unit/test_devices_e2e.py"], timeout=1500,
                    env={"AIOIXY_E2E_XDP": ",".join(ifaces), "AIOIXY_E2E_ONLY": "xdp",
                         "PYTHONDONTWRITEBYTECODE": "1"})
         assert r.rc == 0, r.out + r.err

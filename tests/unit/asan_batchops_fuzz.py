@@ -1,9 +1,9 @@
-"""Fuzz of the array-like arguments of batch operations, run by tests/test_buffer_args.py in a
+"""Fuzz of the array-like arguments of batch operations, run by tests/unit/test_buffer_args.py in a
 subprocess with the extension built under AddressSanitizer (LD_PRELOAD=libasan, PYTHONMALLOC=
 malloc so every Python object is its own heap block): a native op that reads past a buffer it
 was given aborts this process with an ASan report instead of putting heap bytes in packets.
 
-Usage: python tests/asan_batchops_fuzz.py EXAMPLES  (AIOIXY_ASAN_EXTENSION: the built .so)
+Usage: python tests/unit/asan_batchops_fuzz.py EXAMPLES  (AIOIXY_ASAN_EXTENSION: the built .so)
 """
 
 from __future__ import annotations

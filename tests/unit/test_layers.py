@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PKG = ROOT / "aioixy"
 NATIVE = PKG / "_native"
 DOC = (ROOT / "docs" / "architecture.md").read_text()
@@ -160,3 +160,29 @@ def test_native_includes_follow_the_table(folder):
             if not _allowed(folder, header):
                 wrong.append(f"{src.name} -> {header}")
     assert not wrong, f"{folder}/ includes what the table does not allow: {wrong}"
+
+
+# --- test tiers ---------------------------------------------------------------------------------
+
+def test_test_tiers_are_folders_markers_and_the_readme_table():
+    """One folder = one tier = one marker: the README's table, the markers pyproject registers,
+    the tiers tests/conftest.py marks by folder and the folders holding tests are one list."""
+    from tests.conftest import TIERS
+
+    readme = (ROOT / "README.md").read_text().splitlines()
+    start = readme.index("| tier | folder | command | needs |")
+    rows = {}
+    for line in readme[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = (cells[1].strip("`"), cells[2])
+    folders = {p.parent.name for p in (ROOT / "tests").glob("*/test_*.py")}
+    folders |= {p.parent.name for p in (ROOT / "tests").glob("*/*.c")}
+    assert set(rows) == set(TIERS) == folders
+    assert not list((ROOT / "tests").glob("test_*.py")), "a test outside a tier folder"
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    for tier, (folder, command) in rows.items():
+        assert folder == f"tests/{tier}/"
+        assert command.endswith(f"-m {tier}`") or command.endswith(f"-m {tier}")
+        assert f'"{tier}: tests/{tier}' in pyproject, f"marker {tier} not registered"

@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.usefixtures("no_leaks"),
               pytest.mark.filterwarnings("ignore::aioixy.PoolSizeWarning")]
 
 N = 8
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _bad_values(n: int):
@@ -159,7 +159,7 @@ def run_asan_fuzz(extension: Path, examples: int) -> subprocess.CompletedProcess
     env = {**os.environ, "LD_PRELOAD": _libasan() or "", "PYTHONMALLOC": "malloc",
            "ASAN_OPTIONS": "detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=99",
            "AIOIXY_ASAN_EXTENSION": str(extension), "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, str(ROOT / "tests" / "asan_batchops_fuzz.py"),
+    return subprocess.run([sys.executable, str(ROOT / "tests" / "unit" / "asan_batchops_fuzz.py"),
                            str(examples)], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=900)
 

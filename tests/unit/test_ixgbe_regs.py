@@ -15,7 +15,7 @@ import pytest
 
 from tests.tiers import unavailable
 
-NATIVE = Path(__file__).resolve().parent.parent / "aioixy" / "_native"
+NATIVE = Path(__file__).resolve().parents[2] / "aioixy" / "_native"
 DRIVER = NATIVE / "drivers" / "ixgbe_regs.h"
 MODEL = NATIVE / "model" / "sim_regs.h"
 # per-queue/indexed macros are evaluated at these arguments

@@ -20,7 +20,7 @@ from aioixy.core import packet
 from aioixy.devices import netlist, sim
 from aioixy.testing import frame_seq
 from aioixy.testing.pytest_plugin import inject
-from tests.test_sim82599 import ENABLE, Dma, rdbal
+from tests.unit.test_sim82599 import ENABLE, Dma, rdbal
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 _ids = itertools.count()

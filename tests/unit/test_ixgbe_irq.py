@@ -16,7 +16,7 @@ import aioixy
 from aioixy.devices import sim
 from aioixy.testing import make_frame, transfer
 from aioixy.testing.pytest_plugin import collect, inject
-from tests.test_ixgbe_hw import Peek
+from tests.unit.test_ixgbe_hw import Peek
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 _ids = itertools.count()
